@@ -1,0 +1,150 @@
+"""Close the gaps between the seed's promises and the initial revision.
+
+Revision ID: 5d1f0c3a9b27
+Revises: 732e0cd9a870
+Create Date: 2026-11-24 06:00:00
+
+- id defaults: the built-in gen_random_uuid(), whether or not uuid-ossp is installed;
+- indexes on the self-referencing foreign keys (parent, predecessor, successor, parent cluster);
+- GIN indexes on the uuid[] / int[] columns the API searches by member;
+- UNIQUE(conversation_id, sequence_number) on utterances and
+  UNIQUE(from_node_id, to_node_id, relationship_type) on relationships, from the data model;
+- ON DELETE SET NULL on the self references, so deleting a node or cluster never fails on them;
+- updated_at kept current by the database on every UPDATE, and tsv_search filled from the
+  conversation name, by triggers.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "5d1f0c3a9b27"
+down_revision: str | Sequence[str] | None = "732e0cd9a870"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TABLES = (
+    "conversations",
+    "utterances",
+    "nodes",
+    "relationships",
+    "clusters",
+    "edits_log",
+    "api_calls_log",
+)
+TABLES_WITH_UPDATED_AT = ("conversations", "nodes", "clusters")
+
+INDEXES = (
+    ("idx_nodes_parent", "nodes", "(parent_id)"),
+    ("idx_nodes_predecessor", "nodes", "(predecessor_id)"),
+    ("idx_nodes_successor", "nodes", "(successor_id)"),
+    ("idx_clusters_parent", "clusters", "(parent_cluster_id)"),
+    ("idx_clusters_node_ids", "clusters", "USING gin (node_ids)"),
+    ("idx_nodes_zoom_levels", "nodes", "USING gin (zoom_level_visible)"),
+)
+
+SELF_REFERENCES = (
+    ("nodes", "nodes_parent_id_fkey", "parent_id", "nodes"),
+    ("nodes", "nodes_predecessor_id_fkey", "predecessor_id", "nodes"),
+    ("nodes", "nodes_successor_id_fkey", "successor_id", "nodes"),
+    ("clusters", "clusters_parent_cluster_id_fkey", "parent_cluster_id", "clusters"),
+)
+
+UNIQUES = (
+    (
+        "utterances",
+        "utterances_conversation_id_sequence_number_key",
+        "conversation_id, sequence_number",
+    ),
+    (
+        "relationships",
+        "relationships_from_node_id_to_node_id_relationship_type_key",
+        "from_node_id, to_node_id, relationship_type",
+    ),
+)
+
+SET_UPDATED_AT = """
+CREATE OR REPLACE FUNCTION lct_set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$
+"""
+
+SET_TSV_SEARCH = """
+CREATE OR REPLACE FUNCTION lct_set_conversation_tsv() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.tsv_search := to_tsvector('english', coalesce(NEW.conversation_name, ''));
+    RETURN NEW;
+END
+$$
+"""
+
+
+def upgrade() -> None:
+    for table in TABLES:
+        op.execute(f"ALTER TABLE {table} ALTER COLUMN id SET DEFAULT gen_random_uuid()")
+    for name, table, definition in INDEXES:
+        op.execute(f"CREATE INDEX {name} ON {table} {definition}")
+    for table, name, columns in UNIQUES:
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({columns})")
+    for table, name, column, referenced in SELF_REFERENCES:
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        op.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
+            f"REFERENCES {referenced} (id) ON DELETE SET NULL"
+        )
+    op.execute(SET_UPDATED_AT)
+    for table in TABLES_WITH_UPDATED_AT:
+        op.execute(
+            f"CREATE TRIGGER {table}_set_updated_at BEFORE UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION lct_set_updated_at()"
+        )
+    op.execute(SET_TSV_SEARCH)
+    op.execute(
+        "CREATE TRIGGER conversations_set_tsv BEFORE INSERT OR UPDATE OF conversation_name "
+        "ON conversations FOR EACH ROW EXECUTE FUNCTION lct_set_conversation_tsv()"
+    )
+    op.execute(
+        "UPDATE conversations SET tsv_search = "
+        "to_tsvector('english', coalesce(conversation_name, '')) WHERE tsv_search IS NULL"
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER conversations_set_tsv ON conversations")
+    op.execute("DROP FUNCTION lct_set_conversation_tsv()")
+    for table in TABLES_WITH_UPDATED_AT:
+        op.execute(f"DROP TRIGGER {table}_set_updated_at ON {table}")
+    op.execute("DROP FUNCTION lct_set_updated_at()")
+    for table, name, column, referenced in SELF_REFERENCES:
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        op.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
+            f"REFERENCES {referenced} (id)"
+        )
+    for table, name, _columns in UNIQUES:
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    for name, _table, _definition in INDEXES:
+        op.execute(f"DROP INDEX {name}")
+    # The initial revision's default: uuid-ossp where it is installed, gen_random_uuid() otherwise.
+    op.execute(
+        """
+        DO $$
+        DECLARE
+            generator text := 'gen_random_uuid()';
+            table_name text;
+        BEGIN
+            IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'uuid-ossp') THEN
+                generator := 'uuid_generate_v4()';
+            END IF;
+            FOREACH table_name IN ARRAY ARRAY[{tables}] LOOP
+                EXECUTE format('ALTER TABLE %I ALTER COLUMN id SET DEFAULT ' || generator, table_name);
+            END LOOP;
+        END
+        $$
+        """.format(tables=", ".join(f"'{table}'" for table in TABLES))
+    )

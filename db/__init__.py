@@ -1,0 +1,1 @@
+"""Database layer: settings, models, engine and session factories."""

@@ -1,0 +1,79 @@
+"""Settings, read from the environment and from a `.env` file in the working directory.
+
+`DATABASE_URL` keeps the plain name the migration guide uses; every other setting carries the
+`LCT_` prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot work; the message is one line meant for a person."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LCT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "LCT_DATABASE_URL")
+    )
+    embedded_data_dir: Path = Field(
+        default=PROJECT_ROOT / ".lct" / "pgdata",
+        description="Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_page_size: int = Field(default=100, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    statement_timeout_ms: int = Field(default=15000, ge=0)
+    pool_size: int = Field(default=10, ge=1)
+    demo: bool = Field(default=True, description="Load the demo conversation on start-up.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def to_async_url(raw: str) -> URL:
+    """Turns the user's `postgresql://user:pass@host:port/db` into an asyncpg URL.
+
+    The driver is this code's business, so any `postgres://` or `postgresql+driver://` form is
+    accepted and rewritten.
+    """
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ConfigurationError(
+            "DATABASE_URL is malformed: expected postgresql://user:password@host:port/dbname"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"DATABASE_URL must point at PostgreSQL (postgresql://...), not {backend!r}"
+        )
+    if not url.database:
+        raise ConfigurationError("DATABASE_URL names no database: add /dbname at the end")
+    return url.set(drivername="postgresql+asyncpg")
+
+
+def resolve_database_url(settings: Settings | None = None) -> URL:
+    """The asyncpg URL of the configured server, starting the embedded one when none is set."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return to_async_url(settings.database_url)
+    from db.embedded import embedded_url
+
+    return to_async_url(embedded_url(settings.embedded_data_dir))
