@@ -118,6 +118,7 @@ class Utterance(Base):
     energy_level: Mapped[float | None] = mapped_column(Float)
     platform_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime | None] = _created_at()
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
 
     __table_args__ = (
         CheckConstraint(
@@ -234,6 +235,7 @@ class Relationship(Base):
     )
     is_bidirectional: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("false"))
     created_at: Mapped[datetime | None] = _created_at()
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
 
     __table_args__ = (
         CheckConstraint("from_node_id <> to_node_id", name="no_self_reference"),

@@ -1,0 +1,277 @@
+"""Clusters: a hierarchy of their own (`parent_cluster_id` / `child_cluster_ids`) over node sets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Cluster
+from graph.errors import ErrorCode, InvalidInput, NotFound
+from graph.services import edits, hierarchy
+from graph.services.common import (
+    Actor,
+    check_text,
+    check_unit_interval,
+    check_version,
+    lock_conversation,
+    snapshot,
+)
+from graph.services.hierarchy import NO_SYNC
+from graph.services.nodes import lock_nodes
+
+CLUSTER_FIELDS = (
+    "cluster_name",
+    "level",
+    "summary",
+    "key_themes",
+    "auto_generated",
+    "clustering_algorithm",
+    "clustering_confidence",
+    "color",
+    "icon",
+)
+
+
+def _check(values: dict[str, Any]) -> None:
+    if "cluster_name" in values:
+        check_text(values["cluster_name"], "clusterName", required=True)
+    for name, field in (("summary", "summary"), ("color", "color"), ("icon", "icon")):
+        if name in values:
+            check_text(values[name], field)
+    if "level" in values and (values["level"] is None or values["level"] < 0):
+        raise InvalidInput("level must be 0 or more.", field="level", code=ErrorCode.OUT_OF_RANGE)
+    check_unit_interval(values.get("clustering_confidence"), "clusteringConfidence")
+
+
+async def _check_members(
+    session: AsyncSession, conversation_id: uuid.UUID, node_ids: list[uuid.UUID], field: str
+) -> None:
+    if len(set(node_ids)) != len(node_ids):
+        raise InvalidInput("A node is listed twice.", field=field, code=ErrorCode.DUPLICATE)
+    await lock_nodes(session, conversation_id, node_ids, field)
+
+
+async def lock_clusters(
+    session: AsyncSession, conversation_id: uuid.UUID, ids: list[uuid.UUID], field: str
+) -> dict[uuid.UUID, Cluster]:
+    rows = (
+        await session.execute(
+            select(Cluster)
+            .where(Cluster.id.in_(ids))
+            .order_by(Cluster.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    found = {cluster.id: cluster for cluster in rows}
+    for cluster_id in ids:
+        if cluster_id not in found:
+            raise NotFound("No such cluster.", field=field)
+        if found[cluster_id].conversation_id != conversation_id:
+            raise InvalidInput(
+                "That cluster belongs to another conversation.",
+                field=field,
+                code=ErrorCode.WRONG_CONVERSATION,
+            )
+    return found
+
+
+async def _reload(session: AsyncSession, cluster_id: uuid.UUID) -> Cluster:
+    return (
+        await session.execute(
+            select(Cluster)
+            .where(Cluster.id == cluster_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def create_cluster(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    values: dict[str, Any],
+    node_ids: list[uuid.UUID],
+    parent_cluster_id: uuid.UUID | None,
+    *,
+    log: bool = True,
+) -> Cluster:
+    values = {"auto_generated": False, "level": 0, **values}
+    _check(values)
+    conversation = await lock_conversation(session, conversation_id, actor.user_id)
+    await _check_members(session, conversation.id, node_ids, "nodeIds")
+    if parent_cluster_id is not None:
+        await lock_clusters(session, conversation.id, [parent_cluster_id], "parentClusterId")
+    cluster = Cluster(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        node_ids=node_ids,
+        child_cluster_ids=[],
+        parent_cluster_id=parent_cluster_id,
+        **{key: values[key] for key in CLUSTER_FIELDS if key in values},
+    )
+    session.add(cluster)
+    await session.flush()
+    if parent_cluster_id is not None:
+        await hierarchy.attach(
+            session, Cluster, "child_cluster_ids", parent_cluster_id, [cluster.id]
+        )
+    cluster = await _reload(session, cluster.id)
+    if log:
+        edits.record(
+            session,
+            actor,
+            conversation_id=conversation.id,
+            target_type="cluster",
+            target_id=cluster.id,
+            field_name="cluster",
+            old=None,
+            new=snapshot(cluster),
+            edit_type="addition",
+        )
+    return cluster
+
+
+async def _lock(session: AsyncSession, actor: Actor, cluster_id: uuid.UUID, field: str = "id"):
+    conversation_id = await session.scalar(
+        select(Cluster.conversation_id).where(Cluster.id == cluster_id)
+    )
+    if conversation_id is None:
+        raise NotFound("No such cluster.", field=field)
+    conversation = await lock_conversation(session, conversation_id, actor.user_id, field=field)
+    cluster = (await lock_clusters(session, conversation.id, [cluster_id], field))[cluster_id]
+    return conversation, cluster
+
+
+async def update_cluster(
+    session: AsyncSession,
+    actor: Actor,
+    cluster_id: uuid.UUID,
+    expected_updated_at: datetime | None,
+    values: dict[str, Any],
+    *,
+    parent_cluster_id: uuid.UUID | None = None,
+    change_parent: bool = False,
+) -> Cluster:
+    _check(values)
+    conversation, cluster = await _lock(session, actor, cluster_id)
+    check_version(cluster, expected_updated_at, "cluster")
+    changes: dict[str, tuple[Any, Any]] = {}
+    if change_parent and parent_cluster_id != cluster.parent_cluster_id:
+        if parent_cluster_id is not None:
+            await lock_clusters(session, conversation.id, [parent_cluster_id], "parentClusterId")
+            await hierarchy.refuse_cycle(
+                session,
+                Cluster,
+                "parent_cluster_id",
+                cluster.id,
+                parent_cluster_id,
+                "parentClusterId",
+            )
+        changes["parent_cluster_id"] = (cluster.parent_cluster_id, parent_cluster_id)
+        await hierarchy.detach(session, Cluster, "child_cluster_ids", cluster.id)
+        if parent_cluster_id is not None:
+            await hierarchy.attach(
+                session, Cluster, "child_cluster_ids", parent_cluster_id, [cluster.id]
+            )
+        cluster.parent_cluster_id = parent_cluster_id
+    for key, value in values.items():
+        if getattr(cluster, key) != value:
+            changes[key] = (getattr(cluster, key), value)
+            setattr(cluster, key, value)
+    edits.record_changes(
+        session,
+        actor,
+        conversation_id=conversation.id,
+        target_type="cluster",
+        target_id=cluster.id,
+        changes=changes,
+    )
+    await session.flush()
+    return await _reload(session, cluster.id)
+
+
+async def change_membership(
+    session: AsyncSession,
+    actor: Actor,
+    cluster_id: uuid.UUID,
+    add: list[uuid.UUID],
+    remove: list[uuid.UUID],
+) -> Cluster:
+    """Adds and removes member nodes. Set operations commute, so no version is needed: two
+    editors adding different nodes both keep their change."""
+    conversation, cluster = await _lock(session, actor, cluster_id, "clusterId")
+    overlap = set(add) & set(remove)
+    if overlap:
+        raise InvalidInput("A node is both added and removed.", field="removeNodeIds")
+    await _check_members(session, conversation.id, add, "addNodeIds")
+    if len(set(remove)) != len(remove):
+        raise InvalidInput(
+            "A node is listed twice.", field="removeNodeIds", code=ErrorCode.DUPLICATE
+        )
+    old = list(cluster.node_ids or [])
+    new = [item for item in old if item not in remove] + [item for item in add if item not in old]
+    if new != old:
+        cluster.node_ids = new
+        edits.record(
+            session,
+            actor,
+            conversation_id=conversation.id,
+            target_type="cluster",
+            target_id=cluster.id,
+            field_name="node_ids",
+            old=old,
+            new=new,
+        )
+    await session.flush()
+    return await _reload(session, cluster.id)
+
+
+async def delete_cluster(session: AsyncSession, actor: Actor, cluster_id: uuid.UUID) -> uuid.UUID:
+    """Deletes the cluster; its child clusters move up to its parent (nodes are untouched)."""
+    conversation, cluster = await _lock(session, actor, cluster_id)
+    edits.record(
+        session,
+        actor,
+        conversation_id=conversation.id,
+        target_type="cluster",
+        target_id=cluster.id,
+        field_name="cluster",
+        old=snapshot(cluster),
+        new=None,
+        edit_type="deletion",
+    )
+    children = list(
+        (
+            await session.execute(select(Cluster.id).where(Cluster.parent_cluster_id == cluster.id))
+        ).scalars()
+    )
+    ordered = [item for item in cluster.child_cluster_ids or [] if item in children]
+    ordered += [item for item in children if item not in ordered]
+    if ordered:
+        await session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_(ordered))
+            .values(parent_cluster_id=cluster.parent_cluster_id),
+            execution_options=NO_SYNC,
+        )
+    if cluster.parent_cluster_id is not None:
+        await hierarchy.attach(
+            session,
+            Cluster,
+            "child_cluster_ids",
+            cluster.parent_cluster_id,
+            ordered,
+            replacing=cluster.id,
+        )
+    await hierarchy.detach(session, Cluster, "child_cluster_ids", cluster.id)
+    await session.execute(
+        delete(Cluster).where(Cluster.id == cluster.id), execution_options=NO_SYNC
+    )
+    session.expunge(cluster)
+    await session.flush()
+    return cluster_id

@@ -1,0 +1,102 @@
+"""The edits log: every human correction, kept as training data, and its export."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import false, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Edit
+from graph.errors import ErrorCode, InvalidInput
+from graph.services.common import Actor, as_log_text, check_text
+
+# Canvas layout is logged (field `canvas`, one row per node per call) but is not a correction of
+# the analysis, so the training export leaves it out.
+CANVAS_FIELD = "canvas"
+MAX_EXPORT = 10_000
+
+
+def record(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    conversation_id: uuid.UUID,
+    target_type: str,
+    target_id: uuid.UUID,
+    field_name: str,
+    old: Any,
+    new: Any,
+    edit_type: str = "correction",
+) -> Edit:
+    edit = Edit(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        target_type=target_type,
+        target_id=target_id,
+        field_name=field_name,
+        old_value=as_log_text(old),
+        new_value=as_log_text(new),
+        edit_type=edit_type,
+        user_id=actor.user_id,
+        user_comment=actor.comment,
+        user_confidence=1.0 if actor.confidence is None else actor.confidence,
+    )
+    session.add(edit)
+    return edit
+
+
+def record_changes(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    conversation_id: uuid.UUID,
+    target_type: str,
+    target_id: uuid.UUID,
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    """One `correction` row per field whose value really changed."""
+    for field_name, (old, new) in changes.items():
+        if old != new:
+            record(
+                session,
+                actor,
+                conversation_id=conversation_id,
+                target_type=target_type,
+                target_id=target_id,
+                field_name=field_name,
+                old=old,
+                new=new,
+            )
+
+
+async def export_for_training(session: AsyncSession, dataset_id: str, limit: int) -> list[Edit]:
+    """Marks up to `limit` unexported edits as exported to `dataset_id`; returns them, oldest first.
+
+    `FOR UPDATE SKIP LOCKED` lets concurrent exports each take different rows instead of waiting for
+    or duplicating each other's.
+    """
+    check_text(dataset_id, "datasetId", required=True)
+    if not 1 <= limit <= MAX_EXPORT:
+        raise InvalidInput(
+            f"limit must be between 1 and {MAX_EXPORT}.", field="limit", code=ErrorCode.OUT_OF_RANGE
+        )
+    picked = (
+        select(Edit.id)
+        .where(Edit.exported_for_training == false(), Edit.field_name != CANVAS_FIELD)
+        .order_by(Edit.created_at, Edit.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    rows = (
+        await session.execute(
+            update(Edit)
+            .where(Edit.id.in_(select(picked.c.id)))
+            .values(exported_for_training=True, training_dataset_id=dataset_id)
+            .returning(Edit)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+    ).scalars()
+    return sorted(rows, key=lambda edit: (edit.created_at, str(edit.id)))

@@ -1,0 +1,181 @@
+"""Relationships between two nodes of one conversation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Relationship
+from graph.errors import NotFound
+from graph.services import edits
+from graph.services.common import (
+    Actor,
+    check_text,
+    check_unit_interval,
+    check_version,
+    lock_conversation,
+    snapshot,
+)
+from graph.services.hierarchy import NO_SYNC
+from graph.services.nodes import check_utterances, conversation_of_node, lock_nodes
+
+RELATIONSHIP_FIELDS = (
+    "relationship_type",
+    "relationship_subtype",
+    "explanation",
+    "strength",
+    "confidence",
+    "supporting_utterance_ids",
+    "is_bidirectional",
+)
+
+
+def _check(values: dict[str, Any]) -> None:
+    if "relationship_type" in values:
+        check_text(values["relationship_type"], "relationshipType", required=True)
+    for name, field in (
+        ("relationship_subtype", "relationshipSubtype"),
+        ("explanation", "explanation"),
+    ):
+        if name in values:
+            check_text(values[name], field)
+    check_unit_interval(values.get("strength"), "strength")
+    check_unit_interval(values.get("confidence"), "confidence")
+
+
+async def _reload(session: AsyncSession, relationship_id: uuid.UUID) -> Relationship:
+    return (
+        await session.execute(
+            select(Relationship)
+            .where(Relationship.id == relationship_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def create_relationship(
+    session: AsyncSession,
+    actor: Actor,
+    from_node_id: uuid.UUID,
+    to_node_id: uuid.UUID,
+    values: dict[str, Any],
+    *,
+    log: bool = True,
+) -> Relationship:
+    _check(values)
+    conversation_id = await conversation_of_node(session, from_node_id, "fromNodeId")
+    conversation = await lock_conversation(
+        session, conversation_id, actor.user_id, field="fromNodeId"
+    )
+    await lock_nodes(session, conversation.id, [from_node_id], "fromNodeId")
+    await lock_nodes(session, conversation.id, [to_node_id], "toNodeId")
+    await check_utterances(
+        session,
+        conversation.id,
+        values.get("supporting_utterance_ids") or [],
+        "supportingUtteranceIds",
+    )
+    relationship = Relationship(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        from_node_id=from_node_id,
+        to_node_id=to_node_id,
+        **{key: values[key] for key in RELATIONSHIP_FIELDS if key in values},
+    )
+    session.add(relationship)
+    await session.flush()
+    relationship = await _reload(session, relationship.id)
+    if log:
+        edits.record(
+            session,
+            actor,
+            conversation_id=conversation.id,
+            target_type="relationship",
+            target_id=relationship.id,
+            field_name="relationship",
+            old=None,
+            new=snapshot(relationship),
+            edit_type="addition",
+        )
+    return relationship
+
+
+async def _lock(session: AsyncSession, actor: Actor, relationship_id: uuid.UUID) -> Relationship:
+    conversation_id = await session.scalar(
+        select(Relationship.conversation_id).where(Relationship.id == relationship_id)
+    )
+    if conversation_id is None:
+        raise NotFound("No such relationship.", field="id")
+    await lock_conversation(session, conversation_id, actor.user_id, field="id")
+    relationship = (
+        await session.execute(
+            select(Relationship)
+            .where(Relationship.id == relationship_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if relationship is None:
+        raise NotFound("No such relationship.", field="id")
+    return relationship
+
+
+async def update_relationship(
+    session: AsyncSession,
+    actor: Actor,
+    relationship_id: uuid.UUID,
+    expected_updated_at: datetime | None,
+    values: dict[str, Any],
+) -> Relationship:
+    _check(values)
+    relationship = await _lock(session, actor, relationship_id)
+    check_version(relationship, expected_updated_at, "relationship")
+    if "supporting_utterance_ids" in values:
+        await check_utterances(
+            session,
+            relationship.conversation_id,
+            values["supporting_utterance_ids"] or [],
+            "supportingUtteranceIds",
+        )
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key, value in values.items():
+        if getattr(relationship, key) != value:
+            changes[key] = (getattr(relationship, key), value)
+            setattr(relationship, key, value)
+    edits.record_changes(
+        session,
+        actor,
+        conversation_id=relationship.conversation_id,
+        target_type="relationship",
+        target_id=relationship.id,
+        changes=changes,
+    )
+    await session.flush()
+    return await _reload(session, relationship.id)
+
+
+async def delete_relationship(
+    session: AsyncSession, actor: Actor, relationship_id: uuid.UUID
+) -> uuid.UUID:
+    relationship = await _lock(session, actor, relationship_id)
+    edits.record(
+        session,
+        actor,
+        conversation_id=relationship.conversation_id,
+        target_type="relationship",
+        target_id=relationship.id,
+        field_name="relationship",
+        old=snapshot(relationship),
+        new=None,
+        edit_type="deletion",
+    )
+    await session.execute(
+        delete(Relationship).where(Relationship.id == relationship.id), execution_options=NO_SYNC
+    )
+    session.expunge(relationship)
+    await session.flush()
+    return relationship_id
