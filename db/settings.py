@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -40,6 +42,52 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=15000, ge=0)
     pool_size: int = Field(default=10, ge=1)
     demo: bool = Field(default=True, description="Load the demo conversation on start-up.")
+
+    # Authentication (graph/auth.py). None of the three key settings: local development mode.
+    jwt_secret: str | None = Field(default=None, description="HS256 shared secret.")
+    jwt_public_key: str | None = Field(
+        default=None, description="PEM public key (RS256 / ES256), or a path to a PEM file."
+    )
+    jwks_file: Path | None = Field(default=None, description="A JWKS (JSON Web Key Set) file.")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Accepted `alg` values; derived from the key kind when unset."
+    )
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    dev_user_id: str = Field(
+        default="local-developer",
+        description="The one user of local development mode (no authentication configured).",
+    )
+
+    # Query limits (graph/limits.py), each refused before any SQL runs.
+    max_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=0)
+    max_query_bytes: int = Field(default=20_000, ge=100)
+    max_tokens: int = Field(default=2_000, ge=10)
+    max_operations: int = Field(default=10, ge=1)
+    max_nodes: int = Field(default=500_000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+
+    # HTTP hardening (graph/http.py).
+    introspection: bool = True
+    graphiql: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """`RS256,ES256` in the environment; a JSON list is accepted too."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @property
+    def auth_configured(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwks_file)
 
 
 @lru_cache(maxsize=1)
