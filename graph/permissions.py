@@ -1,0 +1,70 @@
+"""Who may see and change a conversation: the one definition, as SQL and as Python.
+
+- The owner reads and writes; nobody else writes.
+- Users listed in `shared_with` read a conversation whose visibility is `shared`.
+- Anyone, anonymous included, reads a `public` one.
+- A soft-deleted conversation is seen by its owner only, and only when asked for explicitly.
+
+Everything else is invisible, and an invisible conversation is reported exactly like one that does
+not exist: every query that reads a conversation or a row under it filters with `visible_to`, so
+lists, counts and nested traversals never include what the viewer may not see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, any_, false, literal, or_, select
+
+from db.models import Conversation
+
+
+def visible_to(viewer_id: str | None, *, include_deleted: bool = False) -> ColumnElement[bool]:
+    """SQL: the conversations `viewer_id` (None: anonymous) may read."""
+    public = Conversation.visibility == "public"
+    if viewer_id is None:
+        readable: ColumnElement[bool] = public
+    else:
+        readable = or_(
+            Conversation.owner_id == viewer_id,
+            public,
+            and_(
+                Conversation.visibility == "shared",
+                literal(viewer_id) == any_(Conversation.shared_with),
+            ),
+        )
+    live: ColumnElement[bool] = Conversation.deleted_at.is_(None)
+    if include_deleted and viewer_id is not None:
+        live = or_(live, Conversation.owner_id == viewer_id)
+    return and_(readable, live)
+
+
+def visible_conversation_ids(
+    viewer_id: str | None, *, include_deleted: bool = False
+) -> Select[uuid.UUID]:
+    """SQL: the ids of the conversations the viewer may read, for `x.conversation_id IN (...)`."""
+    return select(Conversation.id).where(visible_to(viewer_id, include_deleted=include_deleted))
+
+
+def owned_by(viewer_id: str | None) -> ColumnElement[bool]:
+    """SQL: the conversations the viewer may change."""
+    return Conversation.owner_id == viewer_id if viewer_id is not None else false()
+
+
+def can_read(conversation: Any, viewer_id: str | None, *, include_deleted: bool = False) -> bool:
+    """Python twin of `visible_to` for a loaded row."""
+    owner = viewer_id is not None and conversation.owner_id == viewer_id
+    if conversation.deleted_at is not None and not (include_deleted and owner):
+        return False
+    if owner or conversation.visibility == "public":
+        return True
+    return (
+        viewer_id is not None
+        and conversation.visibility == "shared"
+        and viewer_id in (conversation.shared_with or ())
+    )
+
+
+def can_write(conversation: Any, viewer_id: str | None) -> bool:
+    return viewer_id is not None and conversation.owner_id == viewer_id
