@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation
 from graph.errors import ErrorCode, Forbidden, InvalidInput, NotFound, StaleVersion
+from graph.permissions import can_read, can_write
 
 MAX_TEXT = 100_000
 
@@ -88,10 +89,6 @@ def check_unit_interval(value: float | None, field: str) -> None:
         )
 
 
-def can_write(conversation: Conversation, viewer_id: str) -> bool:
-    return conversation.owner_id == viewer_id or viewer_id in (conversation.shared_with or [])
-
-
 async def lock_conversation(
     session: AsyncSession,
     conversation_id: uuid.UUID,
@@ -102,8 +99,8 @@ async def lock_conversation(
 ) -> Conversation:
     """The conversation, locked for this transaction, once the viewer may write to it.
 
-    A private conversation the viewer cannot write is reported as not found, so that its existence
-    does not leak; a shared or public one as forbidden.
+    A conversation the viewer cannot read is reported as not found, so that its existence does not
+    leak; one the viewer reads but does not own as forbidden.
     """
     conversation = (
         await session.execute(
@@ -113,12 +110,14 @@ async def lock_conversation(
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
-    if conversation is None or (conversation.deleted_at is not None and not include_deleted):
+    # security (graph/permissions.py): invisible is indistinguishable from missing; only the
+    # owner writes; a soft-deleted conversation exists for its owner only, when asked for.
+    if conversation is None or not can_read(
+        conversation, viewer_id, include_deleted=include_deleted
+    ):
         raise NotFound("No such conversation.", field=field)
     if not can_write(conversation, viewer_id):
-        if conversation.visibility == "private":
-            raise NotFound("No such conversation.", field=field)
-        raise Forbidden("You may read this conversation but not change it.")
+        raise Forbidden("Only the owner may change this conversation.")
     return conversation
 
 
