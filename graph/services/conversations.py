@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CONVERSATION_TYPES, VISIBILITIES, Conversation, Utterance
-from graph.errors import ErrorCode, Forbidden, InvalidInput, NotFound
+from graph.errors import ErrorCode, InvalidInput, NotFound
 from graph.services import edits
 from graph.services.common import (
     Actor,
@@ -102,9 +102,6 @@ async def update_conversation(
 ) -> Conversation:
     _check_conversation(values)
     conversation = await lock_conversation(session, conversation_id, actor.user_id, field="id")
-    sharing = "visibility" in values or "shared_with" in values
-    if sharing and conversation.owner_id != actor.user_id:
-        raise Forbidden("Only the owner may change who can see a conversation.")
     check_version(conversation, expected_updated_at, "conversation")
     for key, value in values.items():
         setattr(conversation, key, value)
@@ -118,7 +115,6 @@ async def delete_conversation(
 ) -> Conversation:
     """Soft delete: the conversation disappears from lists and refuses writes until restored."""
     conversation = await lock_conversation(session, conversation_id, actor.user_id, field="id")
-    _owner_only(conversation, actor)
     conversation.deleted_at = datetime.now(UTC)
     await session.flush()
     await session.refresh(conversation)
@@ -131,7 +127,6 @@ async def restore_conversation(
     conversation = await lock_conversation(
         session, conversation_id, actor.user_id, field="id", include_deleted=True
     )
-    _owner_only(conversation, actor)
     if conversation.deleted_at is not None:
         conversation.deleted_at = None
         await session.flush()
@@ -146,15 +141,9 @@ async def purge_conversation(
     conversation = await lock_conversation(
         session, conversation_id, actor.user_id, field="id", include_deleted=True
     )
-    _owner_only(conversation, actor)
     await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
     session.expunge(conversation)
     return conversation_id
-
-
-def _owner_only(conversation: Conversation, actor: Actor) -> None:
-    if conversation.owner_id != actor.user_id:
-        raise Forbidden("Only the owner may delete, restore or purge a conversation.")
 
 
 # Utterances -------------------------------------------------------------------------------------

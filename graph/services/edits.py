@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Edit
-from graph.errors import ErrorCode, InvalidInput
+from db.models import Conversation, Edit
+from graph.errors import ErrorCode, InvalidInput, NotFound
+from graph.permissions import can_read
 from graph.services.common import Actor, as_log_text, check_text
 
 # Canvas layout is logged (field `canvas`, one row per node per call) but is not a correction of
@@ -69,6 +70,35 @@ def record_changes(
                 old=old,
                 new=new,
             )
+
+
+MAX_PAGE = 1_000
+
+
+async def list_edits(
+    session: AsyncSession,
+    viewer_id: str,
+    conversation_id: uuid.UUID,
+    *,
+    target_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    first: int = 100,
+) -> list[Edit]:
+    """A conversation's edits (or one target's), newest first."""
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidInput(
+            f"first must be between 1 and {MAX_PAGE}.", field="first", code=ErrorCode.OUT_OF_RANGE
+        )
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or not can_read(conversation, viewer_id):
+        raise NotFound("No such conversation.", field="conversationId")
+    statement = select(Edit).where(Edit.conversation_id == conversation_id)
+    if target_id is not None:
+        statement = statement.where(Edit.target_id == target_id)
+    if target_type is not None:
+        statement = statement.where(Edit.target_type == target_type)
+    statement = statement.order_by(Edit.created_at.desc(), Edit.id.desc()).limit(first)
+    return list((await session.execute(statement)).scalars())
 
 
 async def export_for_training(session: AsyncSession, dataset_id: str, limit: int) -> list[Edit]:

@@ -1,0 +1,338 @@
+"""Conversation mutations: create, update, soft delete, restore, purge; utterances; whole-graph
+import and export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.errors import (
+    ConflictError,
+    ErrorCode,
+    ForbiddenError,
+    InvalidInput,
+    NotFoundError,
+    ValidationError,
+    camel,
+)
+from graph.mutations.bridge import (
+    ConversationType,
+    UtteranceType,
+    conversation_out,
+    utterance_out,
+)
+from graph.mutations.common import aware, parse_id, provided, run_mutation
+from graph.services import conversations, transfer
+
+
+@strawberry.input
+class ConversationFieldsInput:
+    conversation_name: str | None = strawberry.UNSET
+    conversation_type: str | None = strawberry.UNSET
+    source_type: str | None = strawberry.UNSET
+    source_metadata: JSON | None = strawberry.UNSET
+    participant_count: int | None = strawberry.UNSET
+    participants: list[JSON] | None = strawberry.UNSET
+    started_at: datetime | None = strawberry.UNSET
+    ended_at: datetime | None = strawberry.UNSET
+    duration_seconds: int | None = strawberry.UNSET
+    goals: list[JSON] | None = strawberry.UNSET
+    goal_progress: JSON | None = strawberry.UNSET
+    gcs_path: str | None = strawberry.UNSET
+    visibility: str | None = strawberry.UNSET
+    shared_with: list[str] | None = strawberry.UNSET
+
+
+@strawberry.input
+class CreateConversationInput(ConversationFieldsInput):
+    conversation_name: str
+    conversation_type: str = strawberry.field(description="live_audio, transcript, chat or hybrid.")
+    source_type: str
+
+
+@strawberry.input
+class UpdateConversationInput(ConversationFieldsInput):
+    id: strawberry.ID
+    expected_updated_at: datetime = strawberry.field(
+        description="The `updatedAt` the client last saw; a different one is a ConflictError."
+    )
+
+
+def _conversation_values(data: ConversationFieldsInput) -> dict[str, Any]:
+    values = provided(data, exclude=("id", "expected_updated_at"))
+    for key in ("started_at", "ended_at"):
+        aware(values.get(key), key)
+    for key in ("conversation_name", "conversation_type", "source_type", "started_at"):
+        if key in values and values[key] is None:
+            raise InvalidInput(
+                f"{camel(key)} cannot be cleared.", field=camel(key), code=ErrorCode.REQUIRED
+            )
+    return values
+
+
+@strawberry.input
+class UtteranceInput:
+    sequence_number: int
+    text: str
+    speaker_id: str
+    speaker_name: str | None = strawberry.UNSET
+    speaker_role: str | None = strawberry.UNSET
+    text_cleaned: str | None = strawberry.UNSET
+    timestamp_start: float | None = strawberry.UNSET
+    timestamp_end: float | None = strawberry.UNSET
+    duration_seconds: float | None = strawberry.UNSET
+    chunk_id: strawberry.ID | None = strawberry.UNSET
+    thread_id: strawberry.ID | None = strawberry.UNSET
+    confidence_score: float | None = strawberry.UNSET
+    language: str | None = strawberry.UNSET
+    emotion: str | None = strawberry.UNSET
+    energy_level: float | None = strawberry.UNSET
+    platform_metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input(description="Corrects a transcript line or who said it.")
+class UpdateUtteranceInput:
+    id: strawberry.ID
+    expected_updated_at: datetime = strawberry.field(
+        description="The `updatedAt` the client last saw; a different one is a ConflictError."
+    )
+    text: str | None = strawberry.UNSET
+    text_cleaned: str | None = strawberry.UNSET
+    speaker_id: str | None = strawberry.UNSET
+    speaker_name: str | None = strawberry.UNSET
+    speaker_role: str | None = strawberry.UNSET
+
+
+def _utterance_values(data: Any, prefix: str) -> dict[str, Any]:
+    values = provided(data, exclude=("id", "expected_updated_at"))
+    for key in ("chunk_id", "thread_id"):
+        if values.get(key) is not None:
+            values[key] = parse_id(values[key], prefix + camel(key))
+    for key in ("text", "speaker_id"):
+        if key in values and values[key] is None:
+            raise InvalidInput(
+                f"{camel(key)} cannot be cleared.",
+                field=prefix + camel(key),
+                code=ErrorCode.REQUIRED,
+            )
+    return values
+
+
+@strawberry.type
+class ConversationPayload:
+    conversation: ConversationType
+
+
+@strawberry.type
+class PurgeConversationPayload:
+    purged_id: strawberry.ID
+
+
+@strawberry.type
+class AppendUtterancesPayload:
+    conversation: ConversationType
+    utterances: list[UtteranceType] = strawberry.field(description="The utterances added now.")
+    skipped_sequence_numbers: list[int] = strawberry.field(
+        description="Sequence numbers already stored (a retried batch): left as they were."
+    )
+
+
+@strawberry.type
+class UtterancePayload:
+    utterance: UtteranceType
+
+
+@strawberry.type
+class ImportConversationPayload:
+    conversation: ConversationType
+    id_map: JSON = strawberry.field(
+        description="Each `id` of the document mapped to the id it was stored under."
+    )
+
+
+@strawberry.type
+class ConversationExport:
+    document: JSON = strawberry.field(
+        description="The whole conversation, in the format `importConversation` takes."
+    )
+
+
+Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
+ConversationResult = Annotated[ConversationPayload | Errors, strawberry.union("ConversationResult")]
+PurgeConversationResult = Annotated[
+    PurgeConversationPayload | Errors, strawberry.union("PurgeConversationResult")
+]
+AppendUtterancesResult = Annotated[
+    AppendUtterancesPayload | Errors, strawberry.union("AppendUtterancesResult")
+]
+UtteranceResult = Annotated[UtterancePayload | Errors, strawberry.union("UtteranceResult")]
+ImportConversationResult = Annotated[
+    ImportConversationPayload | Errors, strawberry.union("ImportConversationResult")
+]
+ConversationExportResult = Annotated[
+    ConversationExport | Errors, strawberry.union("ConversationExportResult")
+]
+
+
+@strawberry.type
+class ConversationMutations:
+    @strawberry.mutation(description="A new conversation owned by the acting user.")
+    async def create_conversation(
+        self, info: strawberry.Info, input: CreateConversationInput
+    ) -> ConversationResult:
+        async def action(session, actor):
+            conversation = await conversations.create_conversation(
+                session, actor, _conversation_values(input)
+            )
+            return ConversationPayload(conversation=conversation_out(conversation))
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation
+    async def update_conversation(
+        self, info: strawberry.Info, input: UpdateConversationInput
+    ) -> ConversationResult:
+        async def action(session, actor):
+            conversation = await conversations.update_conversation(
+                session,
+                actor,
+                parse_id(input.id, "id"),
+                aware(input.expected_updated_at, "expected_updated_at"),
+                _conversation_values(input),
+            )
+            return ConversationPayload(conversation=conversation_out(conversation))
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation(
+        description="Soft delete: sets `deletedAt`; the conversation refuses edits until restored."
+    )
+    async def delete_conversation(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ConversationResult:
+        async def action(session, actor):
+            conversation = await conversations.delete_conversation(
+                session, actor, parse_id(id, "id")
+            )
+            return ConversationPayload(conversation=conversation_out(conversation))
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation(description="Undoes a soft delete.")
+    async def restore_conversation(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ConversationResult:
+        async def action(session, actor):
+            conversation = await conversations.restore_conversation(
+                session, actor, parse_id(id, "id")
+            )
+            return ConversationPayload(conversation=conversation_out(conversation))
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation(
+        description="Hard delete for good: the conversation, its utterances, graph and edits log. "
+        "Export it first (`conversationExport`) to keep a copy."
+    )
+    async def purge_conversation(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> PurgeConversationResult:
+        async def action(session, actor):
+            purged = await conversations.purge_conversation(session, actor, parse_id(id, "id"))
+            return PurgeConversationPayload(purged_id=strawberry.ID(str(purged)))
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation(
+        description="Appends a batch of utterances. Idempotent on (conversation, sequenceNumber): "
+        "a retried batch adds nothing twice."
+    )
+    async def append_utterances(
+        self,
+        info: strawberry.Info,
+        conversation_id: strawberry.ID,
+        utterances: list[UtteranceInput],
+    ) -> AppendUtterancesResult:
+        async def action(session, actor):
+            items = [
+                _utterance_values(item, f"utterances[{index}].")
+                for index, item in enumerate(utterances)
+            ]
+            inserted, skipped = await conversations.append_utterances(
+                session, actor, parse_id(conversation_id, "conversationId"), items
+            )
+            conversation = await session.get(
+                conversations.Conversation, parse_id(conversation_id, "conversationId")
+            )
+            return AppendUtterancesPayload(
+                conversation=conversation_out(conversation),
+                utterances=[utterance_out(row) for row in inserted],
+                skipped_sequence_numbers=skipped,
+            )
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation(
+        description="Corrects an utterance: text changes are logged as `utterance` edits, speaker "
+        "changes as `speaker_attribution` edits."
+    )
+    async def update_utterance(
+        self,
+        info: strawberry.Info,
+        input: UpdateUtteranceInput,
+        comment: str | None = None,
+        confidence: float | None = None,
+    ) -> UtteranceResult:
+        async def action(session, actor):
+            utterance = await conversations.update_utterance(
+                session,
+                actor,
+                parse_id(input.id, "id"),
+                aware(input.expected_updated_at, "expected_updated_at"),
+                _utterance_values(input, ""),
+            )
+            return UtterancePayload(utterance=utterance_out(utterance))
+
+        return await run_mutation(info, action, comment=comment, confidence=confidence)
+
+    @strawberry.mutation(
+        description="Creates a whole conversation (utterances, nodes with their hierarchy and "
+        "timeline, relationships, clusters, edits) from one document, in one transaction: the "
+        "analysis pipeline's import, and the way back for `conversationExport`. Document ids are "
+        "references, stored under fresh ids (see `idMap`) unless `preserveIds`."
+    )
+    async def import_conversation(
+        self, info: strawberry.Info, document: JSON, preserve_ids: bool = False
+    ) -> ImportConversationResult:
+        async def action(session, actor):
+            conversation, mapping = await transfer.import_conversation(
+                session, actor, document, preserve_ids=preserve_ids
+            )
+            return ImportConversationPayload(
+                conversation=conversation_out(conversation),
+                id_map={reference: str(value) for reference, value in mapping.items()},  # type: ignore[arg-type]
+            )
+
+        return await run_mutation(info, action)
+
+
+@strawberry.type
+class ConversationExportQuery:
+    @strawberry.field(
+        description="The whole conversation as one JSON document (`importConversation` reads it "
+        "back): export before a purge."
+    )
+    async def conversation_export(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ConversationExportResult:
+        async def action(session, actor):
+            return ConversationExport(
+                document=await transfer.export_conversation(  # type: ignore[arg-type]
+                    session, actor, parse_id(id, "id")
+                )
+            )
+
+        return await run_mutation(info, action)

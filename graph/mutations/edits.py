@@ -1,0 +1,129 @@
+"""Training-data export of the edits log, and the LLM API call log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
+from graph.mutations.common import (
+    aware,
+    parse_id,
+    parse_optional_id,
+    provided,
+    run_mutation,
+)
+from graph.services import api_calls, edits
+
+
+@strawberry.type
+class TrainingExportPayload:
+    dataset_id: str
+    edits: list[EditType] = strawberry.field(
+        description="The edits marked as exported to the dataset by this call, oldest first."
+    )
+
+
+@strawberry.type
+class EditsPage:
+    edits: list[EditType]
+
+
+@strawberry.input
+class RecordApiCallInput:
+    conversation_id: strawberry.ID | None = None
+    endpoint: str
+    feature: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_cost: float
+    completion_cost: float
+    status: str
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    latency_ms: int | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+
+
+@strawberry.type
+class ApiCallPayload:
+    api_call: ApiCallType
+
+
+Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
+TrainingExportResult = Annotated[
+    TrainingExportPayload | Errors, strawberry.union("TrainingExportResult")
+]
+ApiCallResult = Annotated[ApiCallPayload | Errors, strawberry.union("ApiCallResult")]
+
+
+EditsResult = Annotated[EditsPage | Errors, strawberry.union("EditsResult")]
+
+
+@strawberry.type
+class EditsQuery:
+    @strawberry.field(
+        description="A conversation's edits log, newest first; narrowed to one target when "
+        "`targetId` (and optionally `targetType`) is given."
+    )
+    async def edits_log(
+        self,
+        info: strawberry.Info,
+        conversation_id: strawberry.ID,
+        target_id: strawberry.ID | None = None,
+        target_type: str | None = None,
+        first: int = 100,
+    ) -> EditsResult:
+        async def action(session, actor):
+            rows = await edits.list_edits(
+                session,
+                actor.user_id,
+                parse_id(conversation_id, "conversationId"),
+                target_id=parse_optional_id(target_id, "targetId"),
+                target_type=target_type,
+                first=first,
+            )
+            return EditsPage(edits=[edit_out(row) for row in rows])
+
+        return await run_mutation(info, action)
+
+
+@strawberry.type
+class EditMutations:
+    @strawberry.mutation(
+        description="Marks up to `limit` edits not yet exported as exported to `datasetId` and "
+        "returns them. Concurrent exports never return the same edit. Canvas moves are not "
+        "training data and are never exported."
+    )
+    async def export_training_edits(
+        self, info: strawberry.Info, dataset_id: str, limit: int = 1000
+    ) -> TrainingExportResult:
+        async def action(session, actor):
+            rows = await edits.export_for_training(session, dataset_id, limit)
+            return TrainingExportPayload(
+                dataset_id=dataset_id, edits=[edit_out(row) for row in rows]
+            )
+
+        return await run_mutation(info, action)
+
+    @strawberry.mutation(description="Logs one LLM API call with its tokens, cost and outcome.")
+    async def record_api_call(
+        self, info: strawberry.Info, input: RecordApiCallInput
+    ) -> ApiCallResult:
+        async def action(session, actor):
+            values = provided(input)
+            values["conversation_id"] = input.conversation_id and parse_id(
+                input.conversation_id, "conversationId"
+            )
+            aware(values.get("started_at"), "started_at")
+            aware(values.get("completed_at"), "completed_at")
+            call = await api_calls.record_api_call(session, actor, values)
+            return ApiCallPayload(api_call=api_call_out(call))
+
+        return await run_mutation(info, action)

@@ -1,0 +1,309 @@
+"""Node mutations: create, update, delete, move/resize many, merge two, split one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from graph.mutations.bridge import NodeType, node_out
+from graph.mutations.common import (
+    aware,
+    parse_id,
+    parse_ids,
+    parse_optional_id,
+    provided,
+    run_mutation,
+)
+from graph.services import nodes
+
+
+@strawberry.input
+class NodeFieldsInput:
+    node_name: str | None = strawberry.UNSET
+    summary: str | None = strawberry.UNSET
+    key_points: list[str] | None = strawberry.UNSET
+    node_type: str | None = strawberry.UNSET
+    level: int | None = strawberry.UNSET
+    is_bookmark: bool | None = strawberry.UNSET
+    is_contextual_progress: bool | None = strawberry.UNSET
+    is_tangent: bool | None = strawberry.UNSET
+    is_crux: bool | None = strawberry.UNSET
+    chunk_ids: list[strawberry.ID] | None = strawberry.UNSET
+    utterance_ids: list[strawberry.ID] | None = strawberry.UNSET
+    speaker_info: JSON | None = strawberry.UNSET
+    dialogue_type: str | None = strawberry.UNSET
+    timestamp_start: float | None = strawberry.UNSET
+    timestamp_end: float | None = strawberry.UNSET
+    duration_seconds: float | None = strawberry.UNSET
+    display_preferences: JSON | None = strawberry.UNSET
+    canvas_x: int | None = strawberry.UNSET
+    canvas_y: int | None = strawberry.UNSET
+    canvas_width: int | None = strawberry.UNSET
+    canvas_height: int | None = strawberry.UNSET
+    zoom_level_visible: list[int] | None = strawberry.UNSET
+    confidence_score: float | None = strawberry.UNSET
+
+
+def _values(data: NodeFieldsInput, prefix: str = "") -> dict:
+    values = provided(data)
+    for key in ("chunk_ids", "utterance_ids"):
+        if values.get(key) is not None:
+            from graph.errors import camel
+
+            values[key] = parse_ids(values[key], prefix + camel(key))
+    for key in ("node_name", "summary", "node_type", "level"):
+        if key in values and values[key] is None:
+            from graph.errors import ErrorCode, InvalidInput, camel
+
+            raise InvalidInput(
+                f"{camel(key)} cannot be cleared.",
+                field=prefix + camel(key),
+                code=ErrorCode.REQUIRED,
+            )
+    return values
+
+
+@strawberry.input(
+    description="A new node. It is hung under `parentId` and put into the timeline "
+    "after `predecessorId` or before `successorId`."
+)
+class CreateNodeInput(NodeFieldsInput):
+    conversation_id: strawberry.ID
+    node_name: str
+    summary: str
+    parent_id: strawberry.ID | None = None
+    predecessor_id: strawberry.ID | None = None
+    successor_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class UpdateNodeInput(NodeFieldsInput):
+    id: strawberry.ID
+    expected_updated_at: datetime = strawberry.field(
+        description="The `updatedAt` the client last saw; a different one is a ConflictError."
+    )
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="Move the node under another parent (null: a root)."
+    )
+
+
+@strawberry.input(description="New canvas geometry for one node; omitted values stay.")
+class NodeMoveInput:
+    id: strawberry.ID
+    canvas_x: int | None = strawberry.UNSET
+    canvas_y: int | None = strawberry.UNSET
+    canvas_width: int | None = strawberry.UNSET
+    canvas_height: int | None = strawberry.UNSET
+
+
+@strawberry.input
+class MergeNodesInput:
+    kept_node_id: strawberry.ID
+    absorbed_node_id: strawberry.ID
+    node_name: str | None = strawberry.UNSET
+    summary: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class SplitNodeInput:
+    id: strawberry.ID
+    utterance_ids: list[strawberry.ID] = strawberry.field(
+        description="The utterances (of the node) that move to the new node."
+    )
+    node_name: str = strawberry.field(description="The new node's name.")
+    summary: str = strawberry.field(description="The new node's summary.")
+    kept_node_name: str | None = strawberry.UNSET
+    kept_summary: str | None = strawberry.UNSET
+
+
+@strawberry.type
+class NodePayload:
+    node: NodeType
+
+
+@strawberry.type
+class NodesPayload:
+    nodes: list[NodeType]
+
+
+@strawberry.type
+class SplitNodePayload:
+    node: NodeType = strawberry.field(description="The original node, with what it kept.")
+    new_node: NodeType
+
+
+@strawberry.type
+class DeleteNodePayload:
+    deleted_id: strawberry.ID
+
+
+Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
+NodeResult = Annotated[NodePayload | Errors, strawberry.union("NodeResult")]
+NodesResult = Annotated[NodesPayload | Errors, strawberry.union("NodesResult")]
+SplitNodeResult = Annotated[SplitNodePayload | Errors, strawberry.union("SplitNodeResult")]
+DeleteNodeResult = Annotated[DeleteNodePayload | Errors, strawberry.union("DeleteNodeResult")]
+
+EDIT_NOTE = {
+    "comment": "Why the change was made; kept with the edit as training data.",
+    "confidence": "How sure the editor is (0 to 1); kept with the edit.",
+}
+
+
+@strawberry.type
+class NodeMutations:
+    @strawberry.mutation
+    async def create_node(
+        self,
+        info: strawberry.Info,
+        input: CreateNodeInput,
+        comment: str | None = None,
+        confidence: float | None = None,
+    ) -> NodeResult:
+        async def action(session, actor):
+            values = _values(input)
+            for key in ("conversation_id", "parent_id", "predecessor_id", "successor_id"):
+                values.pop(key, None)
+            node = await nodes.create_node(
+                session,
+                actor,
+                parse_id(input.conversation_id, "conversationId"),
+                values,
+                parent_id=parse_optional_id(input.parent_id, "parentId"),
+                predecessor_id=parse_optional_id(input.predecessor_id, "predecessorId"),
+                successor_id=parse_optional_id(input.successor_id, "successorId"),
+            )
+            return NodePayload(node=node_out(node))
+
+        return await run_mutation(info, action, comment=comment, confidence=confidence)
+
+    @strawberry.mutation(description="Changes the fields sent; each changed field is logged.")
+    async def update_node(
+        self,
+        info: strawberry.Info,
+        input: UpdateNodeInput,
+        comment: str | None = None,
+        confidence: float | None = None,
+    ) -> NodeResult:
+        async def action(session, actor):
+            values = _values(input)
+            for key in ("id", "expected_updated_at", "parent_id"):
+                values.pop(key, None)
+            change_parent = input.parent_id is not strawberry.UNSET
+            node = await nodes.update_node(
+                session,
+                actor,
+                parse_id(input.id, "id"),
+                aware(input.expected_updated_at, "expected_updated_at"),
+                values,
+                parent_id=parse_id(input.parent_id, "parentId")
+                if change_parent and input.parent_id is not None
+                else None,
+                change_parent=change_parent,
+            )
+            return NodePayload(node=node_out(node))
+
+        return await run_mutation(info, action, comment=comment, confidence=confidence)
+
+    @strawberry.mutation(
+        description="Deletes a node: its children move up to its parent, its predecessor is "
+        "joined to its successor, its relationships go and every reference to it is removed."
+    )
+    async def delete_node(
+        self,
+        info: strawberry.Info,
+        id: strawberry.ID,
+        comment: str | None = None,
+        confidence: float | None = None,
+    ) -> DeleteNodeResult:
+        async def action(session, actor):
+            deleted = await nodes.delete_node(session, actor, parse_id(id, "id"))
+            return DeleteNodePayload(deleted_id=strawberry.ID(str(deleted)))
+
+        return await run_mutation(info, action, comment=comment, confidence=confidence)
+
+    @strawberry.mutation(
+        description="Moves and resizes nodes of one conversation on the canvas, all or none. "
+        "Last writer wins (no version); each node's change is logged as one `canvas` edit."
+    )
+    async def move_nodes(
+        self, info: strawberry.Info, moves: list[NodeMoveInput], comment: str | None = None
+    ) -> NodesResult:
+        async def action(session, actor):
+            parsed = [
+                {**provided(move), "id": parse_id(move.id, f"moves[{index}].id")}
+                for index, move in enumerate(moves)
+            ]
+            for index, move in enumerate(parsed):
+                for key in ("canvas_width", "canvas_height"):
+                    if key in move and move[key] is None:
+                        from graph.errors import ErrorCode, InvalidInput, camel
+
+                        raise InvalidInput(
+                            f"{camel(key)} cannot be cleared.",
+                            field=f"moves[{index}].{camel(key)}",
+                            code=ErrorCode.REQUIRED,
+                        )
+            moved = await nodes.move_nodes(session, actor, parsed)
+            return NodesPayload(nodes=[node_out(node) for node in moved])
+
+        return await run_mutation(info, action, comment=comment)
+
+    @strawberry.mutation(
+        description="Folds `absorbedNodeId` into `keptNodeId` (edit type `merge`): utterances, "
+        "children, relationships and cluster memberships pass to the kept node."
+    )
+    async def merge_nodes(
+        self,
+        info: strawberry.Info,
+        input: MergeNodesInput,
+        comment: str | None = None,
+        confidence: float | None = None,
+    ) -> NodeResult:
+        async def action(session, actor):
+            values = provided(input, exclude=("kept_node_id", "absorbed_node_id"))
+            for key in ("node_name", "summary"):
+                if key in values and values[key] is None:
+                    values.pop(key)
+            node = await nodes.merge_nodes(
+                session,
+                actor,
+                parse_id(input.kept_node_id, "keptNodeId"),
+                parse_id(input.absorbed_node_id, "absorbedNodeId"),
+                values,
+            )
+            return NodePayload(node=node_out(node))
+
+        return await run_mutation(info, action, comment=comment, confidence=confidence)
+
+    @strawberry.mutation(
+        description="Splits a node in two (edit type `split`): the listed utterances move to a "
+        "new node placed right after it in the timeline, under the same parent and clusters."
+    )
+    async def split_node(
+        self,
+        info: strawberry.Info,
+        input: SplitNodeInput,
+        comment: str | None = None,
+        confidence: float | None = None,
+    ) -> SplitNodeResult:
+        async def action(session, actor):
+            kept = {}
+            if input.kept_node_name:
+                kept["node_name"] = input.kept_node_name
+            if input.kept_summary:
+                kept["summary"] = input.kept_summary
+            original, created = await nodes.split_node(
+                session,
+                actor,
+                parse_id(input.id, "id"),
+                parse_ids(input.utterance_ids, "utteranceIds"),
+                {"node_name": input.node_name, "summary": input.summary},
+                kept,
+            )
+            return SplitNodePayload(node=node_out(original), new_node=node_out(created))
+
+        return await run_mutation(info, action, comment=comment, confidence=confidence)

@@ -1,0 +1,682 @@
+"""Node, relationship and cluster mutations over HTTP: success, each error type, the edits log."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.mutations import documents
+from tests.mutations.invariants import violations
+from tests.mutations.support import append, new_conversation, new_node, payload
+
+
+async def node_row(database, node_id: str):
+    return await database.fetchrow("SELECT * FROM nodes WHERE id = $1", uuid.UUID(node_id))
+
+
+async def test_create_node_links_parent_and_timeline(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    root = await new_node(gql, conversation["id"], "root")
+    first = await new_node(gql, conversation["id"], "first", parentId=root["id"])
+    third = await new_node(
+        gql, conversation["id"], "third", parentId=root["id"], predecessorId=first["id"]
+    )
+    second = await new_node(
+        gql, conversation["id"], "second", parentId=root["id"], predecessorId=first["id"]
+    )
+    assert second["predecessorId"] == first["id"]
+    assert second["successorId"] == third["id"]
+    assert (await node_row(database, root["id"]))["children_ids"] == [
+        uuid.UUID(first["id"]),
+        uuid.UUID(third["id"]),
+        uuid.UUID(second["id"]),
+    ]
+    assert (await node_row(database, first["id"]))["successor_id"] == uuid.UUID(second["id"])
+    assert (await node_row(database, third["id"]))["predecessor_id"] == uuid.UUID(second["id"])
+    log = await database.fetch(
+        "SELECT edit_type, field_name, user_id FROM edits_log WHERE target_id = $1",
+        uuid.UUID(second["id"]),
+    )
+    assert [tuple(row) for row in log] == [("addition", "node", "local")]
+    assert await violations(database, [conversation["id"]]) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "typename", "field", "code"),
+    [
+        ({"nodeName": ""}, "ValidationError", "nodeName", "REQUIRED"),
+        ({"canvasWidth": 0}, "ValidationError", "canvasWidth", "OUT_OF_RANGE"),
+        ({"confidenceScore": 3.0}, "ValidationError", "confidenceScore", "OUT_OF_RANGE"),
+        ({"dialogueType": "chorus"}, "ValidationError", "dialogueType", "INVALID"),
+        ({"parentId": str(uuid.uuid4())}, "NotFoundError", "parentId", "NOT_FOUND"),
+        ({"predecessorId": "nope"}, "ValidationError", "predecessorId", "INVALID"),
+        ({"utteranceIds": [str(uuid.uuid4())]}, "NotFoundError", "utteranceIds[0]", "NOT_FOUND"),
+        ({"conversationId": str(uuid.uuid4())}, "NotFoundError", "conversationId", "NOT_FOUND"),
+    ],
+)
+async def test_create_node_errors(gql, fields, typename, field, code) -> None:
+    conversation = await new_conversation(gql)
+    result = payload(
+        await gql(
+            documents.CREATE_NODE,
+            input={"conversationId": conversation["id"], "nodeName": "n", "summary": "s", **fields},
+        ),
+        "createNode",
+    )
+    assert (result["__typename"], result["field"], result["code"]) == (typename, field, code)
+
+
+async def test_node_in_another_conversation_is_refused(gql) -> None:
+    one, other = await new_conversation(gql), await new_conversation(gql)
+    foreign = await new_node(gql, other["id"])
+    result = payload(
+        await gql(
+            documents.CREATE_NODE,
+            input={
+                "conversationId": one["id"],
+                "nodeName": "n",
+                "summary": "s",
+                "parentId": foreign["id"],
+            },
+        ),
+        "createNode",
+    )
+    assert (result["__typename"], result["code"]) == ("ValidationError", "WRONG_CONVERSATION")
+
+
+async def test_update_node_logs_fields_and_refuses_cycles(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    top = await new_node(gql, conversation["id"], "top")
+    middle = await new_node(gql, conversation["id"], "middle", parentId=top["id"])
+    bottom = await new_node(gql, conversation["id"], "bottom", parentId=middle["id"])
+    top = dict(await node_row(database, top["id"]))
+    cycle = payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={
+                "id": str(top["id"]),
+                "expectedUpdatedAt": top["updated_at"].isoformat(),
+                "parentId": bottom["id"],
+            },
+        ),
+        "updateNode",
+    )
+    assert (cycle["__typename"], cycle["field"], cycle["code"]) == (
+        "ValidationError",
+        "parentId",
+        "CYCLE",
+    )
+    renamed = payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={
+                "id": bottom["id"],
+                "expectedUpdatedAt": bottom["updatedAt"],
+                "nodeName": "Bottom line",
+                "parentId": str(top["id"]),
+                "keyPoints": ["a", "b"],
+            },
+            comment="belongs to the top topic",
+            confidence=0.9,
+        ),
+        "updateNode",
+    )
+    assert renamed["node"]["parentId"] == str(top["id"])
+    rows = await database.fetch(
+        "SELECT field_name, old_value, new_value, user_comment, user_confidence FROM edits_log "
+        "WHERE target_id = $1 AND edit_type = 'correction' ORDER BY field_name",
+        uuid.UUID(bottom["id"]),
+    )
+    assert [tuple(row) for row in rows] == [
+        ("key_points", None, '["a", "b"]', "belongs to the top topic", 0.9),
+        ("node_name", "bottom", "Bottom line", "belongs to the top topic", 0.9),
+        ("parent_id", f'"{middle["id"]}"', f'"{top["id"]}"', "belongs to the top topic", 0.9),
+    ]
+    assert await violations(database, [conversation["id"]]) == []
+    stale = payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={"id": bottom["id"], "expectedUpdatedAt": bottom["updatedAt"], "nodeName": "x"},
+        ),
+        "updateNode",
+    )
+    assert stale["__typename"] == "ConflictError"
+    assert stale["current"]["nodeName"] == "Bottom line"
+    assert stale["currentUpdatedAt"] == renamed["node"]["updatedAt"]
+    cleared = payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={
+                "id": bottom["id"],
+                "expectedUpdatedAt": renamed["node"]["updatedAt"],
+                "summary": None,
+            },
+        ),
+        "updateNode",
+    )
+    assert (cleared["__typename"], cleared["field"]) == ("ValidationError", "summary")
+
+
+async def test_delete_node_removes_every_reference(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    utterances = await append(gql, conversation["id"], "one", "two")
+    parent = await new_node(gql, conversation["id"], "parent")
+    before = await new_node(gql, conversation["id"], "before", parentId=parent["id"])
+    doomed = await new_node(
+        gql,
+        conversation["id"],
+        "doomed",
+        parentId=parent["id"],
+        predecessorId=before["id"],
+        utteranceIds=[row["id"] for row in utterances],
+    )
+    after = await new_node(
+        gql, conversation["id"], "after", parentId=parent["id"], predecessorId=doomed["id"]
+    )
+    child = await new_node(gql, conversation["id"], "child", parentId=doomed["id"])
+    relationship = payload(
+        await gql(
+            documents.CREATE_RELATIONSHIP,
+            input={
+                "fromNodeId": before["id"],
+                "toNodeId": doomed["id"],
+                "relationshipType": "supports",
+            },
+        ),
+        "createRelationship",
+    )["relationship"]
+    cluster = payload(
+        await gql(
+            documents.CREATE_CLUSTER,
+            input={
+                "conversationId": conversation["id"],
+                "clusterName": "c",
+                "nodeIds": [doomed["id"], after["id"]],
+            },
+        ),
+        "createCluster",
+    )["cluster"]
+    result = payload(await gql(documents.DELETE_NODE, id=doomed["id"]), "deleteNode")
+    assert result["deletedId"] == doomed["id"]
+    ids = {
+        name: uuid.UUID(node["id"])
+        for name, node in (
+            ("parent", parent),
+            ("before", before),
+            ("after", after),
+            ("child", child),
+        )
+    }
+    assert (await node_row(database, parent["id"]))["children_ids"] == [
+        ids["before"],
+        ids["child"],
+        ids["after"],
+    ]
+    assert (await node_row(database, child["id"]))["parent_id"] == ids["parent"]
+    assert (await node_row(database, before["id"]))["successor_id"] == ids["after"]
+    assert (await node_row(database, after["id"]))["predecessor_id"] == ids["before"]
+    assert await database.fetchval(
+        "SELECT node_ids FROM clusters WHERE id = $1", uuid.UUID(cluster["id"])
+    ) == [ids["after"]]
+    assert (
+        await database.fetchval(
+            "SELECT count(*) FROM utterances WHERE node_id = $1", uuid.UUID(doomed["id"])
+        )
+        == 0
+    )
+    assert (
+        await database.fetchval(
+            "SELECT count(*) FROM relationships WHERE id = $1", uuid.UUID(relationship["id"])
+        )
+        == 0
+    )
+    logged = await database.fetch(
+        "SELECT target_type, edit_type, new_value FROM edits_log WHERE target_id = ANY($1::uuid[]) "
+        "AND edit_type = 'deletion' ORDER BY target_type",
+        [uuid.UUID(doomed["id"]), uuid.UUID(relationship["id"])],
+    )
+    assert [tuple(row) for row in logged] == [
+        ("node", "deletion", None),
+        ("relationship", "deletion", None),
+    ]
+    assert (
+        await database.fetchval(
+            "SELECT total_nodes FROM conversations WHERE id = $1", uuid.UUID(conversation["id"])
+        )
+        == 4
+    )
+    assert await violations(database, [conversation["id"]]) == []
+    again = payload(await gql(documents.DELETE_NODE, id=doomed["id"]), "deleteNode")
+    assert again["__typename"] == "NotFoundError"
+
+
+async def test_move_nodes_is_all_or_nothing_and_logged_once_per_node(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    first = await new_node(gql, conversation["id"], "a", canvasX=0, canvasY=0)
+    second = await new_node(gql, conversation["id"], "b", canvasX=0, canvasY=0)
+    missing = str(uuid.uuid4())
+    failed = payload(
+        await gql(
+            documents.MOVE_NODES,
+            moves=[
+                {"id": first["id"], "canvasX": 10, "canvasY": 20},
+                {"id": missing, "canvasX": 5},
+            ],
+        ),
+        "moveNodes",
+    )
+    assert (failed["__typename"], failed["field"]) == ("NotFoundError", "moves[1]")
+    assert (await node_row(database, first["id"]))["canvas_x"] == 0
+    bad = payload(
+        await gql(documents.MOVE_NODES, moves=[{"id": first["id"], "canvasWidth": -5}]), "moveNodes"
+    )
+    assert (bad["__typename"], bad["field"]) == ("ValidationError", "moves[0].canvasWidth")
+    moved = payload(
+        await gql(
+            documents.MOVE_NODES,
+            moves=[
+                {"id": first["id"], "canvasX": 10, "canvasY": 20},
+                {"id": second["id"], "canvasWidth": 500, "canvasHeight": 300},
+            ],
+        ),
+        "moveNodes",
+    )
+    assert [(node["canvasX"], node["canvasWidth"]) for node in moved["nodes"]] == [
+        (10, 350),
+        (0, 500),
+    ]
+    rows = await database.fetch(
+        "SELECT old_value, new_value FROM edits_log WHERE field_name = 'canvas' AND target_id = $1",
+        uuid.UUID(first["id"]),
+    )
+    assert [tuple(row) for row in rows] == [
+        ('{"canvasX": 0, "canvasY": 0}', '{"canvasX": 10, "canvasY": 20}')
+    ]
+    other = await new_conversation(gql)
+    foreign = await new_node(gql, other["id"])
+    mixed = payload(
+        await gql(
+            documents.MOVE_NODES,
+            moves=[{"id": first["id"], "canvasX": 1}, {"id": foreign["id"], "canvasX": 1}],
+        ),
+        "moveNodes",
+    )
+    assert (mixed["__typename"], mixed["code"]) == ("ValidationError", "WRONG_CONVERSATION")
+    twice = payload(
+        await gql(
+            documents.MOVE_NODES,
+            moves=[{"id": first["id"], "canvasX": 1}, {"id": first["id"], "canvasX": 2}],
+        ),
+        "moveNodes",
+    )
+    assert (twice["__typename"], twice["field"]) == ("ValidationError", "moves[1].id")
+
+
+async def test_merge_and_split(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    utterances = await append(gql, conversation["id"], "a b", "c d", "e f", "g h")
+    ids = [row["id"] for row in utterances]
+    kept = await new_node(gql, conversation["id"], "kept", utteranceIds=ids[:2])
+    absorbed = await new_node(
+        gql, conversation["id"], "absorbed", predecessorId=kept["id"], utteranceIds=ids[2:]
+    )
+    child = await new_node(gql, conversation["id"], "child", parentId=absorbed["id"])
+    third = await new_node(gql, conversation["id"], "third", predecessorId=absorbed["id"])
+    payload(
+        await gql(
+            documents.CREATE_RELATIONSHIP,
+            input={
+                "fromNodeId": third["id"],
+                "toNodeId": absorbed["id"],
+                "relationshipType": "follows",
+            },
+        ),
+        "createRelationship",
+    )
+    merged = payload(
+        await gql(
+            documents.MERGE_NODES,
+            input={"keptNodeId": kept["id"], "absorbedNodeId": absorbed["id"], "nodeName": "both"},
+        ),
+        "mergeNodes",
+    )["node"]
+    assert merged["nodeName"] == "both"
+    assert merged["utteranceIds"] == ids
+    assert merged["childrenIds"] == [child["id"]]
+    assert merged["successorId"] == third["id"]
+    assert await database.fetchval(
+        "SELECT to_node_id FROM relationships WHERE from_node_id = $1", uuid.UUID(third["id"])
+    ) == uuid.UUID(kept["id"])
+    merge_rows = await database.fetchval(
+        "SELECT count(*) FROM edits_log WHERE edit_type = 'merge' AND target_id = ANY($1::uuid[])",
+        [uuid.UUID(kept["id"]), uuid.UUID(absorbed["id"])],
+    )
+    assert merge_rows == 2
+    assert await violations(database, [conversation["id"]]) == []
+
+    split = payload(
+        await gql(
+            documents.SPLIT_NODE,
+            input={
+                "id": kept["id"],
+                "utteranceIds": ids[2:],
+                "nodeName": "second half",
+                "summary": "s",
+            },
+        ),
+        "splitNode",
+    )
+    assert split["node"]["utteranceIds"] == ids[:2]
+    assert split["newNode"]["utteranceIds"] == ids[2:]
+    assert split["node"]["successorId"] == split["newNode"]["id"]
+    assert split["newNode"]["successorId"] == third["id"]
+    assert (
+        await database.fetchval(
+            "SELECT count(*) FROM utterances WHERE node_id = $1", uuid.UUID(split["newNode"]["id"])
+        )
+        == 2
+    )
+    assert (
+        await database.fetchval(
+            "SELECT count(*) FROM edits_log WHERE edit_type = 'split' "
+            "AND target_id = ANY($1::uuid[])",
+            [uuid.UUID(kept["id"]), uuid.UUID(split["newNode"]["id"])],
+        )
+        == 2
+    )
+    assert await violations(database, [conversation["id"]]) == []
+
+    errors = [
+        (
+            documents.MERGE_NODES,
+            "mergeNodes",
+            {"keptNodeId": kept["id"], "absorbedNodeId": kept["id"]},
+            "ValidationError",
+            "absorbedNodeId",
+        ),
+        (
+            documents.MERGE_NODES,
+            "mergeNodes",
+            {"keptNodeId": kept["id"], "absorbedNodeId": str(uuid.uuid4())},
+            "NotFoundError",
+            "absorbedNodeId",
+        ),
+        (
+            documents.MERGE_NODES,
+            "mergeNodes",
+            {"keptNodeId": child["id"], "absorbedNodeId": kept["id"]},
+            "ValidationError",
+            "absorbedNodeId",
+        ),
+        (
+            documents.SPLIT_NODE,
+            "splitNode",
+            {"id": kept["id"], "utteranceIds": [ids[3]], "nodeName": "x", "summary": "s"},
+            "ValidationError",
+            "utteranceIds[0]",
+        ),
+        (
+            documents.SPLIT_NODE,
+            "splitNode",
+            {"id": str(uuid.uuid4()), "utteranceIds": [], "nodeName": "x", "summary": "s"},
+            "NotFoundError",
+            "id",
+        ),
+    ]
+    for document, name, variables, typename, field in errors:
+        result = payload(await gql(document, input=variables), name)
+        assert (result["__typename"], result["field"]) == (typename, field), (
+            name,
+            variables,
+            result,
+        )
+
+
+async def test_relationships(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    one = await new_node(gql, conversation["id"], "one")
+    two = await new_node(gql, conversation["id"], "two")
+    created = payload(
+        await gql(
+            documents.CREATE_RELATIONSHIP,
+            input={
+                "fromNodeId": one["id"],
+                "toNodeId": two["id"],
+                "relationshipType": "supports",
+                "strength": 0.5,
+            },
+        ),
+        "createRelationship",
+    )["relationship"]
+    assert created["strength"] == 0.5
+    foreign = await new_node(gql, (await new_conversation(gql))["id"])
+    cases = [
+        (
+            {"fromNodeId": one["id"], "toNodeId": two["id"], "relationshipType": "supports"},
+            "ValidationError",
+            "relationshipType",
+            "DUPLICATE",
+        ),
+        (
+            {"fromNodeId": one["id"], "toNodeId": one["id"], "relationshipType": "x"},
+            "ValidationError",
+            "toNodeId",
+            "INVALID",
+        ),
+        (
+            {"fromNodeId": one["id"], "toNodeId": foreign["id"], "relationshipType": "x"},
+            "ValidationError",
+            "toNodeId",
+            "WRONG_CONVERSATION",
+        ),
+        (
+            {"fromNodeId": one["id"], "toNodeId": str(uuid.uuid4()), "relationshipType": "x"},
+            "NotFoundError",
+            "toNodeId",
+            "NOT_FOUND",
+        ),
+        (
+            {
+                "fromNodeId": one["id"],
+                "toNodeId": two["id"],
+                "relationshipType": "x",
+                "confidence": -1.0,
+            },
+            "ValidationError",
+            "confidence",
+            "OUT_OF_RANGE",
+        ),
+    ]
+    for variables, typename, field, code in cases:
+        result = payload(
+            await gql(documents.CREATE_RELATIONSHIP, input=variables), "createRelationship"
+        )
+        assert (result["__typename"], result["field"], result["code"]) == (typename, field, code), (
+            variables
+        )
+    updated = payload(
+        await gql(
+            documents.UPDATE_RELATIONSHIP,
+            input={"id": created["id"], "expectedUpdatedAt": created["updatedAt"], "strength": 0.9},
+        ),
+        "updateRelationship",
+    )["relationship"]
+    assert updated["strength"] == 0.9
+    assert (
+        await database.fetchval(
+            "SELECT new_value FROM edits_log WHERE target_id = $1 AND field_name = 'strength'",
+            uuid.UUID(created["id"]),
+        )
+        == "0.9"
+    )
+    stale = payload(
+        await gql(
+            documents.UPDATE_RELATIONSHIP,
+            input={"id": created["id"], "expectedUpdatedAt": created["updatedAt"], "strength": 0.1},
+        ),
+        "updateRelationship",
+    )
+    assert (stale["__typename"], stale["current"]["strength"]) == ("ConflictError", 0.9)
+    deleted = payload(
+        await gql(documents.DELETE_RELATIONSHIP, id=created["id"]), "deleteRelationship"
+    )
+    assert deleted["deletedId"] == created["id"]
+    again = payload(
+        await gql(documents.DELETE_RELATIONSHIP, id=created["id"]), "deleteRelationship"
+    )
+    assert again["__typename"] == "NotFoundError"
+
+
+async def test_clusters(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    one = await new_node(gql, conversation["id"], "one")
+    two = await new_node(gql, conversation["id"], "two")
+    top = payload(
+        await gql(
+            documents.CREATE_CLUSTER,
+            input={"conversationId": conversation["id"], "clusterName": "top"},
+        ),
+        "createCluster",
+    )["cluster"]
+    middle = payload(
+        await gql(
+            documents.CREATE_CLUSTER,
+            input={
+                "conversationId": conversation["id"],
+                "clusterName": "middle",
+                "parentClusterId": top["id"],
+                "nodeIds": [one["id"]],
+            },
+        ),
+        "createCluster",
+    )["cluster"]
+    leaf = payload(
+        await gql(
+            documents.CREATE_CLUSTER,
+            input={
+                "conversationId": conversation["id"],
+                "clusterName": "leaf",
+                "parentClusterId": middle["id"],
+            },
+        ),
+        "createCluster",
+    )["cluster"]
+    top_now = await database.fetchrow(
+        "SELECT updated_at FROM clusters WHERE id = $1", uuid.UUID(top["id"])
+    )
+    cycle = payload(
+        await gql(
+            documents.UPDATE_CLUSTER,
+            input={
+                "id": top["id"],
+                "expectedUpdatedAt": top_now["updated_at"].isoformat(),
+                "parentClusterId": leaf["id"],
+            },
+        ),
+        "updateCluster",
+    )
+    assert (cycle["__typename"], cycle["code"]) == ("ValidationError", "CYCLE")
+    membership = payload(
+        await gql(
+            documents.CHANGE_MEMBERSHIP, clusterId=middle["id"], add=[two["id"]], remove=[one["id"]]
+        ),
+        "changeClusterMembership",
+    )["cluster"]
+    assert membership["nodeIds"] == [two["id"]]
+    assert (
+        await database.fetchval(
+            "SELECT new_value FROM edits_log WHERE target_id = $1 AND field_name = 'node_ids'",
+            uuid.UUID(middle["id"]),
+        )
+        == f'["{two["id"]}"]'
+    )
+    foreign = await new_node(gql, (await new_conversation(gql))["id"])
+    wrong = payload(
+        await gql(documents.CHANGE_MEMBERSHIP, clusterId=middle["id"], add=[foreign["id"]]),
+        "changeClusterMembership",
+    )
+    assert (wrong["__typename"], wrong["code"]) == ("ValidationError", "WRONG_CONVERSATION")
+    missing = payload(
+        await gql(documents.CHANGE_MEMBERSHIP, clusterId=str(uuid.uuid4()), add=[]),
+        "changeClusterMembership",
+    )
+    assert missing["__typename"] == "NotFoundError"
+    renamed = payload(
+        await gql(
+            documents.UPDATE_CLUSTER,
+            input={
+                "id": leaf["id"],
+                "expectedUpdatedAt": leaf["updatedAt"],
+                "clusterName": "renamed",
+            },
+        ),
+        "updateCluster",
+    )["cluster"]
+    assert renamed["clusterName"] == "renamed"
+    stale = payload(
+        await gql(
+            documents.UPDATE_CLUSTER,
+            input={"id": leaf["id"], "expectedUpdatedAt": leaf["updatedAt"], "clusterName": "x"},
+        ),
+        "updateCluster",
+    )
+    assert stale["__typename"] == "ConflictError"
+    deleted = payload(await gql(documents.DELETE_CLUSTER, id=middle["id"]), "deleteCluster")
+    assert deleted["deletedId"] == middle["id"]
+    assert await database.fetchval(
+        "SELECT parent_cluster_id FROM clusters WHERE id = $1", uuid.UUID(leaf["id"])
+    ) == uuid.UUID(top["id"])
+    assert await database.fetchval(
+        "SELECT child_cluster_ids FROM clusters WHERE id = $1", uuid.UUID(top["id"])
+    ) == [uuid.UUID(leaf["id"])]
+    assert await violations(database, [conversation["id"]]) == []
+
+
+async def test_edits_log_per_conversation_and_target_newest_first(gql) -> None:
+    conversation = await new_conversation(gql)
+    node = await new_node(gql, conversation["id"], "first name")
+    other = await new_node(gql, conversation["id"], "other")
+    renamed = payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={"id": node["id"], "expectedUpdatedAt": node["updatedAt"], "nodeName": "second"},
+        ),
+        "updateNode",
+    )["node"]
+    payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={
+                "id": node["id"],
+                "expectedUpdatedAt": renamed["updatedAt"],
+                "nodeName": "third",
+            },
+        ),
+        "updateNode",
+    )
+    for_node = payload(
+        await gql(documents.EDITS_LOG, conversationId=conversation["id"], targetId=node["id"]),
+        "editsLog",
+    )["edits"]
+    assert [(edit["editType"], edit["newValue"]) for edit in for_node[:2]] == [
+        ("correction", "third"),
+        ("correction", "second"),
+    ]
+    assert for_node[2]["editType"] == "addition"
+    everything = payload(
+        await gql(documents.EDITS_LOG, conversationId=conversation["id"]), "editsLog"
+    )["edits"]
+    assert {edit["targetId"] for edit in everything} == {node["id"], other["id"]}
+    assert len(everything) == 4
+    limited = payload(
+        await gql(documents.EDITS_LOG, conversationId=conversation["id"], first=1), "editsLog"
+    )["edits"]
+    assert [edit["newValue"] for edit in limited] == ["third"]
+    for variables, typename, field in (
+        ({"conversationId": str(uuid.uuid4())}, "NotFoundError", "conversationId"),
+        ({"conversationId": conversation["id"], "first": 0}, "ValidationError", "first"),
+        ({"conversationId": conversation["id"], "targetId": "x"}, "ValidationError", "targetId"),
+    ):
+        result = payload(await gql(documents.EDITS_LOG, **variables), "editsLog")
+        assert (result["__typename"], result["field"]) == (typename, field)
