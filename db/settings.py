@@ -103,10 +103,13 @@ def to_async_url(raw: str) -> URL:
     """
     try:
         url = make_url(raw.strip())
-    except ArgumentError:
+        port = url.port
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigurationError(
             "DATABASE_URL is malformed: expected postgresql://user:password@host:port/dbname"
         ) from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigurationError(f"DATABASE_URL has an impossible port {port}: expected 1-65535")
     backend = url.get_backend_name()
     if backend not in ("postgresql", "postgres"):
         raise ConfigurationError(

@@ -97,6 +97,11 @@ def upgrade() -> None:
             f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
             f"REFERENCES {referenced} (id) ON DELETE SET NULL"
         )
+    # Filled before the updated_at trigger exists, so the backfill leaves updated_at alone.
+    op.execute(
+        "UPDATE conversations SET tsv_search = "
+        "to_tsvector('english', coalesce(conversation_name, '')) WHERE tsv_search IS NULL"
+    )
     op.execute(SET_UPDATED_AT)
     for table in TABLES_WITH_UPDATED_AT:
         op.execute(
@@ -107,10 +112,6 @@ def upgrade() -> None:
     op.execute(
         "CREATE TRIGGER conversations_set_tsv BEFORE INSERT OR UPDATE OF conversation_name "
         "ON conversations FOR EACH ROW EXECUTE FUNCTION lct_set_conversation_tsv()"
-    )
-    op.execute(
-        "UPDATE conversations SET tsv_search = "
-        "to_tsvector('english', coalesce(conversation_name, '')) WHERE tsv_search IS NULL"
     )
 
 
