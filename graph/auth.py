@@ -244,3 +244,13 @@ class Authenticator:
         if not isinstance(subject, str) or not subject.strip():
             raise AuthenticationError("The token's `sub` claim must be a non-empty string.")
         return subject
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Refuses to serve a non-loopback address in local development mode."""
+    if not settings.auth_configured and not is_loopback_host(host):
+        raise ConfigurationError(
+            f"refusing to listen on {host}: authentication is not configured (local development"
+            " mode serves loopback only). Set LCT_JWT_SECRET, LCT_JWT_PUBLIC_KEY or LCT_JWKS_FILE,"
+            " or bind 127.0.0.1."
+        )

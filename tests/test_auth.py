@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.utils import base64url_encode
 
 from db.settings import ConfigurationError, Settings
-from graph.auth import AuthenticationError, Authenticator, is_loopback_host
+from graph.auth import AuthenticationError, Authenticator, check_bind, is_loopback_host
 
 SECRET = "test-secret-that-is-long-enough-for-hs256!"
 ISSUER = "https://issuer.test"
@@ -207,3 +207,11 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_loopback_hosts(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_development_mode_refuses_a_public_bind() -> None:
+    with pytest.raises(ConfigurationError, match="refusing to listen on 0.0.0.0"):
+        check_bind(settings(), "0.0.0.0")
+    check_bind(settings(), "127.0.0.1")
+    check_bind(settings(), "::1")
+    check_bind(settings(jwt_secret=SECRET), "0.0.0.0")
