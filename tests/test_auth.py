@@ -210,7 +210,7 @@ def test_loopback_hosts(host: str | None, loopback: bool) -> None:
 
 
 def test_development_mode_refuses_a_public_bind() -> None:
-    with pytest.raises(ConfigurationError, match="refusing to listen on 0.0.0.0"):
+    with pytest.raises(ConfigurationError, match="refusing to listen on 0\\.0\\.0\\.0"):
         check_bind(settings(), "0.0.0.0")
     check_bind(settings(), "127.0.0.1")
     check_bind(settings(), "::1")
