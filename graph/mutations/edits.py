@@ -98,14 +98,15 @@ class EditsQuery:
 class EditMutations:
     @strawberry.mutation(
         description="Marks up to `limit` edits not yet exported as exported to `datasetId` and "
-        "returns them. Concurrent exports never return the same edit. Canvas moves are not "
+        "returns them; only edits of conversations the caller owns. Concurrent exports never "
+        "return the same edit. Canvas moves are not "
         "training data and are never exported."
     )
     async def export_training_edits(
         self, info: strawberry.Info, dataset_id: str, limit: int = 1000
     ) -> TrainingExportResult:
         async def action(session, actor):
-            rows = await edits.export_for_training(session, dataset_id, limit)
+            rows = await edits.export_for_training(session, actor, dataset_id, limit)
             return TrainingExportPayload(
                 dataset_id=dataset_id, edits=[edit_out(row) for row in rows]
             )

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation, Edit
 from graph.errors import ErrorCode, InvalidInput, NotFound
-from graph.permissions import can_read
+from graph.permissions import can_read, owned_by
 from graph.services.common import Actor, as_log_text, check_text
 
 # Canvas layout is logged (field `canvas`, one row per node per call) but is not a correction of
@@ -101,8 +101,13 @@ async def list_edits(
     return list((await session.execute(statement)).scalars())
 
 
-async def export_for_training(session: AsyncSession, dataset_id: str, limit: int) -> list[Edit]:
+async def export_for_training(
+    session: AsyncSession, actor: Actor, dataset_id: str, limit: int
+) -> list[Edit]:
     """Marks up to `limit` unexported edits as exported to `dataset_id`; returns them, oldest first.
+
+    Only edits of conversations the acting user owns: the log holds the text of private
+    conversations, and exporting is a write (security, graph/permissions.py).
 
     `FOR UPDATE SKIP LOCKED` lets concurrent exports each take different rows instead of waiting for
     or duplicating each other's.
@@ -115,6 +120,7 @@ async def export_for_training(session: AsyncSession, dataset_id: str, limit: int
     picked = (
         select(Edit.id)
         .where(Edit.exported_for_training == false(), Edit.field_name != CANVAS_FIELD)
+        .where(Edit.conversation_id.in_(select(Conversation.id).where(owned_by(actor.user_id))))
         .order_by(Edit.created_at, Edit.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
