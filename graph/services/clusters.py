@@ -18,6 +18,7 @@ from graph.services.common import (
     check_unit_interval,
     check_version,
     lock_conversation,
+    readable_by_owner_of,
     snapshot,
 )
 from graph.services.hierarchy import NO_SYNC
@@ -72,6 +73,9 @@ async def lock_clusters(
         if cluster_id not in found:
             raise NotFound("No such cluster.", field=field)
         if found[cluster_id].conversation_id != conversation_id:
+            other_id = found[cluster_id].conversation_id
+            if not await readable_by_owner_of(session, other_id, conversation_id):
+                raise NotFound("No such cluster.", field=field)
             raise InvalidInput(
                 "That cluster belongs to another conversation.",
                 field=field,
@@ -142,7 +146,9 @@ async def _lock(session: AsyncSession, actor: Actor, cluster_id: uuid.UUID, fiel
     )
     if conversation_id is None:
         raise NotFound("No such cluster.", field=field)
-    conversation = await lock_conversation(session, conversation_id, actor.user_id, field=field)
+    conversation = await lock_conversation(
+        session, conversation_id, actor.user_id, field=field, missing="No such cluster."
+    )
     cluster = (await lock_clusters(session, conversation.id, [cluster_id], field))[cluster_id]
     return conversation, cluster
 

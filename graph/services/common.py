@@ -89,6 +89,20 @@ def check_unit_interval(value: float | None, field: str) -> None:
         )
 
 
+async def readable_by_owner_of(
+    session: AsyncSession, other_id: uuid.UUID, conversation_id: uuid.UUID
+) -> bool:
+    """Whether the (locked, owned) conversation's owner may read `other_id`.
+
+    A reference to a row of a conversation the writer cannot read must look exactly like a
+    reference to nothing (security, graph/permissions.py)."""
+    owner_id = await session.scalar(
+        select(Conversation.owner_id).where(Conversation.id == conversation_id)
+    )
+    other = await session.get(Conversation, other_id)
+    return other is not None and can_read(other, owner_id)
+
+
 async def lock_conversation(
     session: AsyncSession,
     conversation_id: uuid.UUID,
@@ -96,6 +110,7 @@ async def lock_conversation(
     *,
     field: str = "conversationId",
     include_deleted: bool = False,
+    missing: str = "No such conversation.",
 ) -> Conversation:
     """The conversation, locked for this transaction, once the viewer may write to it.
 
@@ -115,7 +130,7 @@ async def lock_conversation(
     if conversation is None or not can_read(
         conversation, viewer_id, include_deleted=include_deleted
     ):
-        raise NotFound("No such conversation.", field=field)
+        raise NotFound(missing, field=field)
     if not can_write(conversation, viewer_id):
         raise Forbidden("Only the owner may change this conversation.")
     return conversation

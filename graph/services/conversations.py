@@ -263,7 +263,9 @@ async def update_utterance(
     )
     if conversation_id is None:
         raise NotFound("No such utterance.", field="id")
-    conversation = await lock_conversation(session, conversation_id, actor.user_id, field="id")
+    conversation = await lock_conversation(
+        session, conversation_id, actor.user_id, field="id", missing="No such utterance."
+    )
     utterance = (
         await session.execute(
             select(Utterance)

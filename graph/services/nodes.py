@@ -26,6 +26,7 @@ from graph.services.common import (
     check_unit_interval,
     check_version,
     lock_conversation,
+    readable_by_owner_of,
     snapshot,
 )
 from graph.services.hierarchy import NO_SYNC
@@ -131,6 +132,10 @@ async def lock_nodes(
         if node_id not in found:
             raise NotFound("No such node.", field=path)
         if found[node_id].conversation_id != conversation_id:
+            if not await readable_by_owner_of(
+                session, found[node_id].conversation_id, conversation_id
+            ):
+                raise NotFound("No such node.", field=path)
             raise InvalidInput(
                 "That node belongs to another conversation.",
                 field=path,
@@ -143,7 +148,9 @@ async def lock_node(
     session: AsyncSession, actor: Actor, node_id: uuid.UUID, field: str = "id"
 ) -> tuple[Conversation, Node]:
     conversation_id = await conversation_of_node(session, node_id, field)
-    conversation = await lock_conversation(session, conversation_id, actor.user_id, field=field)
+    conversation = await lock_conversation(
+        session, conversation_id, actor.user_id, field=field, missing="No such node."
+    )
     nodes = await lock_nodes(session, conversation.id, [node_id], field)
     return conversation, nodes[node_id]
 
@@ -485,7 +492,7 @@ async def move_nodes(
             )
     conversation_id = await conversation_of_node(session, ids[0], "moves[0].id")
     conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="moves[0].id"
+        session, conversation_id, actor.user_id, field="moves[0].id", missing="No such node."
     )
     nodes = await lock_nodes(session, conversation.id, ids, "moves")
     for index, move in enumerate(moves):
@@ -525,7 +532,7 @@ async def merge_nodes(
         raise InvalidInput("A node cannot be merged with itself.", field="absorbedNodeId")
     conversation_id = await conversation_of_node(session, keep_id, "keptNodeId")
     conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="keptNodeId"
+        session, conversation_id, actor.user_id, field="keptNodeId", missing="No such node."
     )
     keep = (await lock_nodes(session, conversation.id, [keep_id], "keptNodeId"))[keep_id]
     absorb = (await lock_nodes(session, conversation.id, [absorb_id], "absorbedNodeId"))[absorb_id]

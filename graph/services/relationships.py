@@ -69,7 +69,7 @@ async def create_relationship(
     _check(values)
     conversation_id = await conversation_of_node(session, from_node_id, "fromNodeId")
     conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="fromNodeId"
+        session, conversation_id, actor.user_id, field="fromNodeId", missing="No such node."
     )
     await lock_nodes(session, conversation.id, [from_node_id], "fromNodeId")
     await lock_nodes(session, conversation.id, [to_node_id], "toNodeId")
@@ -110,7 +110,9 @@ async def _lock(session: AsyncSession, actor: Actor, relationship_id: uuid.UUID)
     )
     if conversation_id is None:
         raise NotFound("No such relationship.", field="id")
-    await lock_conversation(session, conversation_id, actor.user_id, field="id")
+    await lock_conversation(
+        session, conversation_id, actor.user_id, field="id", missing="No such relationship."
+    )
     relationship = (
         await session.execute(
             select(Relationship)
