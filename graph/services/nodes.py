@@ -495,7 +495,7 @@ async def move_nodes(
         session, conversation_id, actor.user_id, field="moves[0].id", missing="No such node."
     )
     nodes = await lock_nodes(session, conversation.id, ids, "moves")
-    for index, move in enumerate(moves):
+    for move in moves:
         node = nodes[move["id"]]
         canvas: dict[str, tuple[Any, Any]] = {}
         for key in CANVAS:
@@ -504,9 +504,14 @@ async def move_nodes(
                 setattr(node, key, move[key])
         if canvas:
             _log_canvas(session, actor, node, canvas)
-        del index
     await session.flush()
-    return [await reload(session, node_id) for node_id in ids]
+    rows = (
+        await session.execute(
+            select(Node).where(Node.id.in_(ids)).execution_options(populate_existing=True)
+        )
+    ).scalars()
+    by_id = {node.id: node for node in rows}
+    return [by_id[node_id] for node_id in ids]
 
 
 def _union(*lists: list[Any] | None) -> list[Any]:
