@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from typing import Any
 
@@ -616,6 +617,7 @@ async def test_invariants_hold_after_a_random_edit_session(gql, database) -> Non
     def pick(rows: list[Any]) -> Any:
         return generator.choice(rows) if rows else None
 
+    started = time.perf_counter()
     for _step in range(300):
         current = await state()
         node, other = pick(current["nodes"]), pick(current["nodes"])
@@ -826,6 +828,8 @@ async def test_invariants_hold_after_a_random_edit_session(gql, database) -> Non
         outcomes[f"{name}:{typename}"] = outcomes.get(f"{name}:{typename}", 0) + 1
         assert typename != "ConflictError", (operation, body)  # every edit sent a fresh version
 
+    elapsed = time.perf_counter() - started
+    print(f"300 mutations (plus 300 state reads) in {elapsed:.2f} s")
     print("outcomes:", dict(sorted(outcomes.items())))
     assert sum(count for key, count in outcomes.items() if "Payload" in key) > 150
     assert await violations(database, [conversation_id]) == []
