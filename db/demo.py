@@ -186,6 +186,11 @@ class _Ids:
         return uuid.UUID(int=self._random.getrandbits(128), version=4)
 
 
+def conversation_id_for(id_seed: int) -> uuid.UUID:
+    """The id `generate_conversation(..., id_seed=id_seed)` gives its conversation."""
+    return _Ids(id_seed).new()
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 

@@ -42,6 +42,7 @@ from strawberry.types.graphql import OperationType
 
 from db.settings import Settings
 from graph.auth import ANONYMOUS, AuthenticationError, Authenticator, Viewer, is_loopback_host
+from graph.graphiql import offline_graphiql_html
 from graph.limits import limit_extensions
 from graph.masking import MaskUnexpectedErrors, new_error_id
 
@@ -307,6 +308,10 @@ class SecureGraphQL(GraphQL[Any, Any]):
             multipart_uploads_enabled=False,
         )
         self.settings = settings
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return offline_graphiql_html()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
