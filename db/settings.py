@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=15000, ge=0)
     pool_size: int = Field(default=10, ge=1)
     demo: bool = Field(default=True, description="Load the demo conversation on start-up.")
+    debug_sql_count: bool = Field(
+        default=False,
+        description="Report each operation's SQL statement count in `extensions.sqlStatements`.",
+    )
 
     # Authentication (graph/auth.py). None of the three key settings: local development mode.
     jwt_secret: str | None = Field(default=None, description="HS256 shared secret.")

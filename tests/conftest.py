@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -108,3 +110,111 @@ async def engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="session")
 def project_root() -> Iterator[Path]:
     yield PROJECT_ROOT
+
+
+# -- The real app under uvicorn ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """A running uvicorn serving `graph.app.create_app(settings)` on 127.0.0.1."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._task: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        import uvicorn
+
+        from graph.app import create_app
+
+        config = uvicorn.Config(
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+
+def server_settings(database_url: URL, **overrides: Any) -> Settings:
+    """Settings for a test server on `database_url`, with the SQL statement count reported."""
+    values: dict[str, Any] = {
+        "database_url": plain_url(database_url),
+        "debug_sql_count": True,
+        "demo": False,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+async def live_server(database_url: URL) -> AsyncIterator[str]:
+    """The real app on a free loopback port against the test database; yields its base URL."""
+    server = LiveServer(server_settings(database_url))
+    await server.start()
+    yield server.url
+    await server.stop()
+
+
+@dataclass
+class GraphQLResponse:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return list(self.body.get("errors") or [])
+
+    @property
+    def statements(self) -> int:
+        """How many SQL statements the server ran for the operation."""
+        return int(self.body["extensions"]["sqlStatements"])
+
+
+@pytest.fixture(scope="session")
+async def graphql(live_server: str) -> AsyncIterator[Callable[..., Awaitable[GraphQLResponse]]]:
+    """POSTs a GraphQL document to the live server: `await graphql(document, id=...)`."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live_server, timeout=120) as client:
+
+        async def post(
+            document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any
+        ) -> GraphQLResponse:
+            response = await client.post(
+                "/graphql",
+                json={"query": document, "variables": variables},
+                headers=dict(headers or {}),
+            )
+            return GraphQLResponse(response.status_code, response.json(), response.headers)
+
+        yield post

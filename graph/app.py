@@ -1,0 +1,164 @@
+"""The ASGI application: Starlette serving the GraphQL schema at `/graphql`.
+
+    uvicorn graph.app:app
+
+`/graphql` answers GET and POST as the GraphQL-over-HTTP spec says (including
+`application/graphql-response+json`) and serves GraphiQL to a browser at the same path. Importing
+this module starts nothing: the engine (and the embedded PostgreSQL, when `DATABASE_URL` is unset)
+is created by the app's lifespan, once, and disposed of when the server stops.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from strawberry.extensions import SchemaExtension
+
+from db.session import create_engine, create_session_factory
+from db.settings import Settings, get_settings
+from graph.auth import Authenticator
+from graph.context import Context
+from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.schema import create_schema
+
+logger = logging.getLogger("lct.app")
+
+
+class StatementCount:
+    value: int = 0
+
+
+# The statement counter of the request being served (see `count_statements`).
+current_count: contextvars.ContextVar[StatementCount | None] = contextvars.ContextVar(
+    "lct_statement_count", default=None
+)
+
+
+def count_statements(engine: AsyncEngine) -> None:
+    """Counts every SQL statement into the counter of the request that ran it."""
+
+    def before_cursor_execute(*_: Any) -> None:
+        counter = current_count.get()
+        if counter is not None:
+            counter.value += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+
+
+class StatementCountExtension(SchemaExtension):
+    """Reports `extensions.sqlStatements`: how many SQL statements the operation ran."""
+
+    def on_operation(self) -> Iterator[None]:
+        self.counter = StatementCount()
+        self.token = current_count.set(self.counter)
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {"sqlStatements": self.counter.value}
+
+
+@dataclass
+class Database:
+    """What the lifespan builds once per process: the engine and its session factory."""
+
+    engine: AsyncEngine | None = None
+    session_factory: async_sessionmaker[AsyncSession] | None = None
+
+
+class GraphQLView(SecureGraphQL):
+    """Builds the per-request `Context` and closes its session when the response is done."""
+
+    def __init__(self, schema: Any, settings: Settings, database: Database) -> None:
+        super().__init__(schema, settings)
+        self.database = database
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        factory = self.database.session_factory
+        if factory is None:
+            raise RuntimeError("the app's lifespan has not run: no database")
+        context = Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            session_factory=factory,
+            viewer_id=viewer_id_of(request),
+        )
+        request.state.lct_context = context
+        return context
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        kwargs: dict[str, Any] = {}
+        if context is not None:
+            kwargs["context"] = context
+        if root_value is not None:
+            kwargs["root_value"] = root_value
+        try:
+            return await super().run(request, **kwargs)
+        finally:
+            created = getattr(getattr(request, "state", None), "lct_context", None)
+            if isinstance(created, Context):
+                await created.close()
+
+
+def viewer_id_of(request: Request) -> str | None:
+    """The acting user: set by `graph.http.SecurityMiddleware` (None: anonymous)."""
+    return viewer_of(request).user_id
+
+
+def extensions_for(settings: Settings) -> list[type[SchemaExtension] | Callable[[], Any]]:
+    """The schema extensions, as classes or factories (an instance would be shared by requests)."""
+    extensions: list[type[SchemaExtension] | Callable[[], Any]] = [*security_extensions(settings)]
+    if settings.debug_sql_count:
+        extensions.append(StatementCountExtension)
+    return extensions
+
+
+def middleware_for(settings: Settings) -> list[Middleware]:
+    return [*security_middleware(settings, Authenticator(settings))]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    database = Database()
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings=settings)
+        if settings.debug_sql_count:
+            count_statements(engine)
+        database.engine = engine
+        database.session_factory = create_session_factory(engine)
+        try:
+            yield
+        finally:
+            database.engine = database.session_factory = None
+            await engine.dispose()
+
+    view = GraphQLView(create_schema(extensions_for(settings)), settings, database)
+
+    async def health(_: Request) -> Response:
+        return Response("ok", media_type="text/plain")
+
+    return Starlette(
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=middleware_for(settings),
+        lifespan=lifespan,
+    )
+
+
+app = create_app()

@@ -1,0 +1,67 @@
+"""The `Cluster` type: a named group of nodes, nested in a hierarchy of its own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graph.context import Context
+from graph.relay import Node
+
+if TYPE_CHECKING:
+    from graph.conversations import Conversation
+    from graph.nodes import ThreadNode
+
+Info = strawberry.Info[Context, None]
+
+LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+
+
+@strawberry.type(description="A named group of a conversation's nodes; clusters nest.")
+class Cluster(Node):
+    conversation_id: strawberry.ID
+    cluster_name: str
+    level: int = strawberry.field(description="Depth in the cluster hierarchy.")
+    parent_cluster_id: strawberry.ID | None = strawberry.field(description="The id of `parent`.")
+    node_ids: list[strawberry.ID] = strawberry.field(description="The ids of `nodes`.")
+    child_cluster_ids: list[strawberry.ID] | None = strawberry.field(
+        description="The ids of `children`."
+    )
+    summary: str | None
+    key_themes: list[str] | None
+    auto_generated: bool | None = strawberry.field(
+        description="Whether the analysis made the cluster (false: a person did)."
+    )
+    clustering_algorithm: str | None
+    clustering_confidence: float | None
+    color: str | None
+    icon: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @strawberry.field
+    async def conversation(self, info: Info) -> LazyConversation | None:
+        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+
+    @strawberry.field(description="The enclosing cluster; null at the top.")
+    async def parent(self, info: Info) -> Cluster | None:
+        if self.parent_cluster_id is None:
+            return None
+        return await info.context.loaders.cluster_by_id.load(self.parent_cluster_id)
+
+    @strawberry.field(description="The clusters nested directly inside this one.")
+    async def children(self, info: Info) -> list[Cluster]:
+        if not self.child_cluster_ids:
+            return []
+        found = await info.context.loaders.cluster_by_id.load_many(self.child_cluster_ids)
+        return [cluster for cluster in found if cluster is not None]
+
+    @strawberry.field(description="The member nodes, in `nodeIds` order.")
+    async def nodes(self, info: Info) -> list[LazyNode]:
+        if not self.node_ids:
+            return []
+        found = await info.context.loaders.node_by_id.load_many(self.node_ids)
+        return [node for node in found if node is not None]

@@ -1,0 +1,377 @@
+"""The `Conversation` type, the typed shapes of its JSONB columns, and its traversals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from graph.context import Context
+from graph.enums import ConversationType, RelationshipDirection, Visibility
+from graph.filters import (
+    ApiCallFilter,
+    EditFilter,
+    NodeFilter,
+    RelationshipFilter,
+    UtteranceFilter,
+    any_of,
+)
+from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
+from graph.relay import Node
+from graph.scalars import JSON
+
+if TYPE_CHECKING:
+    from graph.api_calls import ApiCall
+    from graph.clusters import Cluster
+    from graph.edits import Edit
+    from graph.nodes import ThreadNode
+    from graph.relationships import Relationship
+    from graph.utterances import Utterance
+
+Info = strawberry.Info[Context, None]
+
+LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+LazyRelationship = Annotated["Relationship", strawberry.lazy("graph.relationships")]
+LazyCluster = Annotated["Cluster", strawberry.lazy("graph.clusters")]
+LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
+LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
+LazyApiCall = Annotated["ApiCall", strawberry.lazy("graph.api_calls")]
+
+
+@strawberry.type(description="A person taking part in a conversation (`participants[]`).")
+class Participant:
+    id: str | None
+    name: str | None
+    role: str | None = strawberry.field(description="facilitator, participant or observer.")
+    email: str | None
+    avatar_url: str | None
+    platform_id: str | None
+    metadata: JSON | None
+
+
+@strawberry.type(description="What a conversation is meant to achieve (`goals[]`).")
+class Goal:
+    goal_type: str | None = strawberry.field(
+        description="learn, decide, build_rapport, brainstorm, resolve_conflict or custom."
+    )
+    description: str | None
+    target_metric: str | None
+    target_value: JSON | None
+    weight: float | None
+
+
+def _shaped(kind: type, item: Any) -> Any:
+    if not isinstance(item, dict):
+        return None
+    names = kind.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    return kind(**{field.python_name: item.get(field.python_name) for field in names})
+
+
+def _participants(root: Conversation) -> list[Participant | None] | None:
+    raw = root.__dict__.get("participants")
+    return None if raw is None else [_shaped(Participant, item) for item in raw]
+
+
+def _goals(root: Conversation) -> list[Goal | None] | None:
+    raw = root.__dict__.get("goals")
+    return None if raw is None else [_shaped(Goal, item) for item in raw]
+
+
+@strawberry.enum(description="What `nodes` is sorted by (ties broken by id).")
+class NodeOrderField(Enum):
+    TIMESTAMP_START = "timestamp_start"
+    LEVEL = "level"
+    NODE_NAME = "node_name"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+
+
+@strawberry.enum(description="What `utterances` is sorted by (ties broken by id).")
+class UtteranceOrderField(Enum):
+    SEQUENCE_NUMBER = "sequence_number"
+    TIMESTAMP_START = "timestamp_start"
+    CREATED_AT = "created_at"
+
+
+@strawberry.enum(description="What `relationships` is sorted by (ties broken by id).")
+class RelationshipOrderField(Enum):
+    CREATED_AT = "created_at"
+    STRENGTH = "strength"
+    RELATIONSHIP_TYPE = "relationship_type"
+
+
+@strawberry.enum(description="What `edits` is sorted by (ties broken by id).")
+class EditOrderField(Enum):
+    CREATED_AT = "created_at"
+
+
+@strawberry.enum(description="What `apiCalls` is sorted by (ties broken by id).")
+class ApiCallOrderField(Enum):
+    STARTED_AT = "started_at"
+    TOTAL_COST = "total_cost"
+
+
+ORDER_TYPES: dict[str, tuple[type, bool]] = {
+    "timestamp_start": (float, True),
+    "level": (int, True),
+    "node_name": (str, False),
+    "created_at": (datetime, True),
+    "updated_at": (datetime, True),
+    "sequence_number": (int, False),
+    "strength": (float, True),
+    "relationship_type": (str, False),
+    "started_at": (datetime, False),
+    "total_cost": (float, False),
+    "conversation_name": (str, False),
+}
+
+
+def ordering(field: Enum, direction: Direction) -> Ordering:
+    python_type, nullable = ORDER_TYPES[field.value]
+    return Ordering(field.value, python_type, nullable, direction)
+
+
+@strawberry.type(description="A conversation: its utterances analysed into a graph of nodes.")
+class Conversation(Node):
+    conversation_name: str
+    conversation_type: ConversationType
+    source_type: str = strawberry.field(
+        description="How it was captured or delivered (e.g. upload, pipeline, zoom)."
+    )
+    source_metadata: JSON | None
+    participant_count: int | None
+    participants: list[Participant | None] | None = strawberry.field(resolver=_participants)
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: int | None
+    goals: list[Goal | None] | None = strawberry.field(resolver=_goals)
+    goal_progress: JSON | None = strawberry.field(description="Progress towards `goals`.")
+    gcs_path: str | None = strawberry.field(description="Where the raw recording is stored.")
+    created_at: datetime | None
+    updated_at: datetime | None
+    deleted_at: datetime | None = strawberry.field(
+        description="When it was soft-deleted; null for a live conversation."
+    )
+    owner_id: str
+    visibility: Visibility | None
+    shared_with: list[str] | None = strawberry.field(
+        description="User ids that may read it when `visibility` is SHARED."
+    )
+    total_utterances: int | None
+    total_words: int | None = strawberry.field(
+        description="Whitespace-separated words over all utterances."
+    )
+    total_nodes: int | None
+    total_claims: int | None
+
+    @strawberry.field(
+        description="The conversation's nodes, filtered; default order: `timestampStart`."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        level: Annotated[
+            list[int] | None, strawberry.argument(description="Only nodes at these levels.")
+        ] = None,
+        zoom_level_visible: Annotated[
+            int | None, strawberry.argument(description="Only nodes drawn at this zoom level.")
+        ] = None,
+        node_type: list[str] | None = None,
+        is_bookmark: bool | None = None,
+        is_tangent: bool | None = None,
+        is_crux: bool | None = None,
+        is_contextual_progress: bool | None = None,
+        primary_speaker: str | None = None,
+        time_from: Annotated[
+            float | None,
+            strawberry.argument(description="Only nodes whose time span ends at or after this."),
+        ] = None,
+        time_to: Annotated[
+            float | None,
+            strawberry.argument(description="Only nodes whose time span starts at or before this."),
+        ] = None,
+        order_by: NodeOrderField = NodeOrderField.TIMESTAMP_START,
+        direction: Direction = Direction.ASC,
+    ) -> Connection[LazyNode]:
+        node_filter = NodeFilter(
+            level=any_of(level),
+            zoom_level_visible=zoom_level_visible,
+            node_type=any_of(node_type),
+            is_bookmark=is_bookmark,
+            is_tangent=is_tangent,
+            is_crux=is_crux,
+            is_contextual_progress=is_contextual_progress,
+            primary_speaker=primary_speaker,
+            time_from=time_from,
+            time_to=time_to,
+        )
+        loaders = info.context.loaders
+        return await _page(
+            info,
+            self.id,
+            node_filter,
+            ordering(order_by, direction),
+            first,
+            after,
+            loaders.nodes_page_by_conversation_id,
+            loaders.nodes_count_by_conversation_id,
+        )
+
+    @strawberry.field(
+        description="The nodes without a parent: the top of the hierarchy, in time order."
+    )
+    async def root_nodes(self, info: Info) -> list[LazyNode]:
+        return await info.context.loaders.nodes_by_conversation_id.load(
+            (self.id, NodeFilter(roots_only=True))
+        )
+
+    @strawberry.field(description="The conversation's utterances; default order: `sequenceNumber`.")
+    async def utterances(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        speaker_id: list[str] | None = None,
+        time_from: Annotated[
+            float | None, strawberry.argument(description="Only utterances starting at or after.")
+        ] = None,
+        time_to: Annotated[
+            float | None, strawberry.argument(description="Only utterances starting at or before.")
+        ] = None,
+        order_by: UtteranceOrderField = UtteranceOrderField.SEQUENCE_NUMBER,
+        direction: Direction = Direction.ASC,
+    ) -> Connection[LazyUtterance]:
+        loaders = info.context.loaders
+        return await _page(
+            info,
+            self.id,
+            UtteranceFilter(speaker_ids=any_of(speaker_id), time_from=time_from, time_to=time_to),
+            ordering(order_by, direction),
+            first,
+            after,
+            loaders.utterances_page_by_conversation_id,
+            loaders.utterances_count_by_conversation_id,
+        )
+
+    @strawberry.field(description="The relationships between the conversation's nodes.")
+    async def relationships(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        relationship_type: list[str] | None = None,
+        min_strength: float | None = None,
+        order_by: RelationshipOrderField = RelationshipOrderField.CREATED_AT,
+        direction: Direction = Direction.ASC,
+    ) -> Connection[LazyRelationship]:
+        loaders = info.context.loaders
+        return await _page(
+            info,
+            self.id,
+            RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength),
+            ordering(order_by, direction),
+            first,
+            after,
+            loaders.relationships_page_by_conversation_id,
+            loaders.relationships_count_by_conversation_id,
+        )
+
+    @strawberry.field(description="The conversation's clusters of nodes, by level then name.")
+    async def clusters(self, info: Info, level: int | None = None) -> list[LazyCluster]:
+        return await info.context.loaders.clusters_by_conversation_id.load((self.id, level))
+
+    @strawberry.field(description="The edits log of the conversation; default: newest first.")
+    async def edits(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        target_type: list[str] | None = None,
+        edit_type: list[str] | None = None,
+        user_id: str | None = None,
+        direction: Direction = Direction.DESC,
+    ) -> Connection[LazyEdit]:
+        loaders = info.context.loaders
+        return await _page(
+            info,
+            self.id,
+            EditFilter(
+                target_types=any_of(target_type), edit_types=any_of(edit_type), user_id=user_id
+            ),
+            ordering(EditOrderField.CREATED_AT, direction),
+            first,
+            after,
+            loaders.edits_page_by_conversation_id,
+            loaders.edits_count_by_conversation_id,
+        )
+
+    @strawberry.field(description="The LLM calls made for the conversation; default: newest first.")
+    async def api_calls(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        feature: list[str] | None = None,
+        provider: list[str] | None = None,
+        model: list[str] | None = None,
+        status: str | None = None,
+        order_by: ApiCallOrderField = ApiCallOrderField.STARTED_AT,
+        direction: Direction = Direction.DESC,
+    ) -> Connection[LazyApiCall]:
+        loaders = info.context.loaders
+        return await _page(
+            info,
+            self.id,
+            ApiCallFilter(
+                features=any_of(feature),
+                providers=any_of(provider),
+                models=any_of(model),
+                status=status,
+            ),
+            ordering(order_by, direction),
+            first,
+            after,
+            loaders.api_calls_page_by_conversation_id,
+            loaders.api_calls_count_by_conversation_id,
+        )
+
+
+async def _page(
+    info: Info,
+    parent: Any,
+    list_filter: Any,
+    order: Ordering,
+    first: int | None,
+    after: str | None,
+    pages: Any,
+    counts: Any,
+) -> Any:
+    from graph.loaders import ListArgs
+
+    page = page_request(info.context.settings, first, after, order)
+    result = await pages.load((parent, ListArgs(list_filter, order, page)))
+
+    async def count() -> int:
+        return await counts.load((parent, list_filter))
+
+    return connection(result, after is not None, count)
+
+
+def conversation_id_of(value: strawberry.ID) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise user_error(f"{str(value)[:60]!r} is not a valid conversation id.") from None
+
+
+__all__ = [
+    "Conversation",
+    "Goal",
+    "Participant",
+    "RelationshipDirection",
+]

@@ -1,0 +1,71 @@
+"""The `Edit` type: one human correction in the edits log, kept as training data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graph.context import Context
+from graph.enums import EditType, TargetType
+from graph.relay import Node
+
+if TYPE_CHECKING:
+    from graph.clusters import Cluster
+    from graph.conversations import Conversation
+    from graph.nodes import ThreadNode
+    from graph.relationships import Relationship
+    from graph.utterances import Utterance
+
+Info = strawberry.Info[Context, None]
+
+LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+EditTarget = Annotated[
+    Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+    | Annotated["Relationship", strawberry.lazy("graph.relationships")]
+    | Annotated["Cluster", strawberry.lazy("graph.clusters")]
+    | Annotated["Utterance", strawberry.lazy("graph.utterances")],
+    strawberry.union("EditTarget", description="The kinds of object an edit can change."),
+]
+
+
+@strawberry.type(description="One change made by a person, from the edits log.")
+class Edit(Node):
+    conversation_id: strawberry.ID
+    target_type: TargetType
+    target_id: strawberry.ID = strawberry.field(description="The id of `target`.")
+    field_name: str = strawberry.field(
+        description="The changed field; `canvas` for a move, or the whole object for additions,"
+        " deletions, merges and splits."
+    )
+    old_value: str | None = strawberry.field(description="Text, or JSON text for other values.")
+    new_value: str | None = strawberry.field(description="Text, or JSON text for other values.")
+    edit_type: EditType
+    user_comment: str | None
+    user_id: str
+    user_confidence: float | None = strawberry.field(description="0 to 1, as the editor said.")
+    exported_for_training: bool | None
+    training_dataset_id: str | None
+    created_at: datetime | None
+
+    @strawberry.field
+    async def conversation(self, info: Info) -> LazyConversation | None:
+        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+
+    @strawberry.field(
+        description="The edited object; null when it no longer exists or is a claim (claims have"
+        " no type yet)."
+    )
+    async def target(self, info: Info) -> EditTarget | None:
+        loaders = info.context.loaders
+        loader = {
+            "node": loaders.node_by_id,
+            "relationship": loaders.relationship_by_id,
+            "cluster": loaders.cluster_by_id,
+            "utterance": loaders.utterance_by_id,
+            "speaker_attribution": loaders.utterance_by_id,
+        }.get(getattr(self.target_type, "value", self.target_type))
+        if loader is None:
+            return None
+        return await loader.load(self.target_id)  # type: ignore[attr-defined]

@@ -1,0 +1,389 @@
+"""Every database read of the GraphQL layer, as dataloaders built per request.
+
+Each loader is named `<thing>_by_<key>` and has the same body: one statement for the whole batch
+(`= ANY($1)`), a dict, values in key order; `None` for a missing object and `[]` for a to-many key
+with no rows. Loaders whose key carries arguments (filters, page) batch the keys per distinct
+arguments, so a query costs one statement per list field and argument set, however many rows come
+back. Every statement only sees rows of conversations the viewer may read (`graph.permissions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    func,
+    literal,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from strawberry.dataloader import DataLoader
+
+from graph import filters as f
+from graph.api_calls import ApiCall
+from graph.clusters import Cluster
+from graph.conversations import Conversation
+from graph.edits import Edit
+from graph.filters import (
+    ApiCallFilter,
+    ConversationFilter,
+    EditFilter,
+    NodeFilter,
+    RelationshipFilter,
+    UtteranceFilter,
+)
+from graph.nodes import ThreadNode
+from graph.pagination import Ordering, Page, PageRequest, fetch_counts, fetch_pages
+from graph.permissions import visible_conversation_ids, visible_to
+from graph.relationships import Relationship
+from graph.relay import from_row
+from graph.utterances import Utterance
+
+if TYPE_CHECKING:
+    from graph.context import Context
+
+K = TypeVar("K", bound=Hashable)
+A = TypeVar("A", bound=Hashable)
+V = TypeVar("V")
+
+UUIDS = ARRAY(PG_UUID(as_uuid=True))
+# Row ids are `RowId` at run time; the types declare them `strawberry.ID`, so keys are loose.
+RowId = Any
+# The tables `node(id:)` looks an id up in, with the type each one's rows become.
+KINDS: dict[str, tuple[Table, type]] = {
+    "conversation": (f.conversations, Conversation),
+    "node": (f.nodes, ThreadNode),
+    "relationship": (f.relationships, Relationship),
+    "cluster": (f.clusters, Cluster),
+    "utterance": (f.utterances, Utterance),
+    "edit": (f.edits, Edit),
+    "api_call": (f.api_calls, ApiCall),
+}
+MAX_ANCESTORS = 1000
+
+
+@dataclass(frozen=True)
+class ListArgs(Generic[A]):
+    """A connection's arguments: filter, order and page, one batch per distinct value."""
+
+    filter: A
+    order: Ordering
+    page: PageRequest
+
+
+def any_key(column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:
+    return column == func.any(literal(list(keys), UUIDS))
+
+
+class GroupedLoader(DataLoader[tuple[K, A], V]):
+    """Keys are (parent, arguments); one `load_group(arguments, parents)` call per arguments."""
+
+    def __init__(self, load_group: Callable[[A, list[K]], Awaitable[Sequence[V]]]) -> None:
+        async def load(keys: list[tuple[K, A]]) -> list[V]:
+            groups: dict[A, list[K]] = {}
+            for parent, arguments in keys:
+                groups.setdefault(arguments, []).append(parent)
+            found: dict[tuple[K, A], V] = {}
+            for arguments, parents in groups.items():
+                values = await load_group(arguments, parents)
+                found.update(zip(((parent, arguments) for parent in parents), values, strict=True))
+            return [found[key] for key in keys]
+
+        super().__init__(load)
+
+
+class Loaders:
+    """The request's loaders; see the module docstring."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.fetch = context.fetch
+        self.viewer_id = context.viewer_id
+
+        self.conversation_by_id = DataLoader(self._conversation_by_id)
+        self.node_by_id = self._by_id(f.nodes, ThreadNode)
+        self.relationship_by_id = self._by_id(f.relationships, Relationship)
+        self.cluster_by_id = self._by_id(f.clusters, Cluster)
+        self.utterance_by_id = self._by_id(f.utterances, Utterance)
+        self.edit_by_id = self._by_id(f.edits, Edit)
+        self.api_call_by_id = self._by_id(f.api_calls, ApiCall)
+        self.kind_by_id = DataLoader(self._kind_by_id)
+
+        self.ancestors_by_node_id = DataLoader(self._ancestors_by_node_id)
+        self.clusters_by_node_id = DataLoader(self._clusters_by_node_id)
+        self.utterances_by_node_id = self._many_by(
+            f.utterances, f.utterances.c.node_id, Utterance, f.utterances.c.sequence_number
+        )
+        self.edits_by_node_id = DataLoader(self._edits_by_node_id)
+        self.relationships_by_from_node_id: GroupedLoader[
+            RowId, RelationshipFilter, list[Relationship]
+        ] = GroupedLoader(self._relationships_by("from_node_id"))
+        self.relationships_by_to_node_id: GroupedLoader[
+            RowId, RelationshipFilter, list[Relationship]
+        ] = GroupedLoader(self._relationships_by("to_node_id"))
+        self.clusters_by_conversation_id: GroupedLoader[RowId, int | None, list[Cluster]] = (
+            GroupedLoader(self._clusters_by_conversation_id)
+        )
+        self.nodes_by_conversation_id: GroupedLoader[RowId, NodeFilter, list[ThreadNode]] = (
+            GroupedLoader(self._nodes_by_conversation_id)
+        )
+
+        self.conversations_page = self._pages(f.conversations, None, Conversation)
+        self.conversations_count = self._counts(f.conversations, None)
+        self.nodes_page_by_conversation_id = self._pages(f.nodes, "conversation_id", ThreadNode)
+        self.nodes_count_by_conversation_id = self._counts(f.nodes, "conversation_id")
+        self.utterances_page_by_conversation_id = self._pages(
+            f.utterances, "conversation_id", Utterance
+        )
+        self.utterances_count_by_conversation_id = self._counts(f.utterances, "conversation_id")
+        self.relationships_page_by_conversation_id = self._pages(
+            f.relationships, "conversation_id", Relationship
+        )
+        self.relationships_count_by_conversation_id = self._counts(
+            f.relationships, "conversation_id"
+        )
+        self.edits_page_by_conversation_id = self._pages(f.edits, "conversation_id", Edit)
+        self.edits_count_by_conversation_id = self._counts(f.edits, "conversation_id")
+        self.api_calls_page_by_conversation_id = self._pages(
+            f.api_calls, "conversation_id", ApiCall
+        )
+        self.api_calls_count_by_conversation_id = self._counts(f.api_calls, "conversation_id")
+
+    # -- visibility -------------------------------------------------------------------------
+
+    def visible(self, table: Table) -> ColumnElement[bool]:
+        """Rows of `table` the viewer may read: those of conversations visible to them."""
+        if table is f.conversations:
+            return visible_to(self.viewer_id)
+        return table.c.conversation_id.in_(visible_conversation_ids(self.viewer_id))
+
+    # -- by id ------------------------------------------------------------------------------
+
+    async def _conversation_by_id(self, keys: list[RowId]) -> list[Conversation | None]:
+        table = f.conversations
+        rows = await self.fetch(
+            select(*self._columns(table)).where(any_key(table.c.id, keys), self.visible(table))
+        )
+        found = {row.id: from_row(Conversation, row) for row in rows}
+        return [found.get(key) for key in keys]
+
+    def _by_id(self, table: Table, kind: type[V]) -> DataLoader[RowId, V | None]:
+        async def load(keys: list[RowId]) -> list[V | None]:
+            rows = await self.fetch(
+                select(table).where(any_key(table.c.id, keys), self.visible(table))
+            )
+            found = {row.id: from_row(kind, row) for row in rows}
+            return [found.get(key) for key in keys]
+
+        return DataLoader(load)
+
+    async def _kind_by_id(self, keys: list[RowId]) -> list[str | None]:
+        """Which table holds each id, in one UNION ALL over the seven tables."""
+        parameter = literal(list(keys), UUIDS)
+        statement = union_all(
+            *(
+                select(literal(kind).label("kind"), table.c.id).where(
+                    table.c.id == func.any(parameter)
+                )
+                for kind, (table, _) in KINDS.items()
+            )
+        )
+        found = {row.id: row.kind for row in await self.fetch(statement)}
+        return [found.get(key) for key in keys]
+
+    # -- to-many ----------------------------------------------------------------------------
+
+    def _many_by(
+        self, table: Table, column: Any, kind: type[V], *order_by: Any
+    ) -> DataLoader[RowId, list[V]]:
+        async def load(keys: list[RowId]) -> list[list[V]]:
+            rows = await self.fetch(
+                select(table)
+                .where(any_key(column, keys), self.visible(table))
+                .order_by(*order_by, table.c.id)
+            )
+            found: dict[RowId, list[V]] = {key: [] for key in keys}
+            for row in rows:
+                found[row._mapping[column.key]].append(from_row(kind, row))
+            return [found[key] for key in keys]
+
+        return DataLoader(load)
+
+    def _relationships_by(
+        self, end: str
+    ) -> Callable[[RelationshipFilter, list[RowId]], Awaitable[list[list[Relationship]]]]:
+        table = f.relationships
+        column = table.c[end]
+
+        async def load(
+            relationship_filter: RelationshipFilter, keys: list[RowId]
+        ) -> list[list[Relationship]]:
+            rows = await self.fetch(
+                select(table)
+                .where(
+                    any_key(column, keys), self.visible(table), *relationship_filter.conditions()
+                )
+                .order_by(column, table.c.created_at, table.c.id)
+            )
+            found: dict[RowId, list[Relationship]] = {key: [] for key in keys}
+            for row in rows:
+                found[row._mapping[end]].append(from_row(Relationship, row))
+            return [found[key] for key in keys]
+
+        return load
+
+    async def _clusters_by_node_id(self, keys: list[RowId]) -> list[list[Cluster]]:
+        table = f.clusters
+        # `&&` so that the GIN index on node_ids finds the clusters holding any of the nodes.
+        rows = await self.fetch(
+            select(table)
+            .where(table.c.node_ids.overlap(literal(list(keys), UUIDS)), self.visible(table))
+            .order_by(table.c.level, table.c.cluster_name, table.c.id)
+        )
+        found: dict[RowId, list[Cluster]] = {key: [] for key in keys}
+        for row in rows:
+            cluster = from_row(Cluster, row)
+            for node_id in row.node_ids or ():
+                members = found.get(node_id)
+                if members is not None:
+                    members.append(cluster)
+        return [found[key] for key in keys]
+
+    async def _edits_by_node_id(self, keys: list[RowId]) -> list[list[Edit]]:
+        table = f.edits
+        rows = await self.fetch(
+            select(table)
+            .where(
+                table.c.target_type == "node", any_key(table.c.target_id, keys), self.visible(table)
+            )
+            .order_by(table.c.created_at.desc(), table.c.id.desc())
+        )
+        found: dict[RowId, list[Edit]] = {key: [] for key in keys}
+        for row in rows:
+            found[row.target_id].append(from_row(Edit, row))
+        return [found[key] for key in keys]
+
+    async def _ancestors_by_node_id(self, keys: list[RowId]) -> list[list[ThreadNode]]:
+        """Each node's parent, grandparent, ... up to the root: one recursive CTE per batch."""
+        table = f.nodes
+        start = (
+            select(
+                table.c.id.label("start_id"),
+                table.c.parent_id.label("ancestor_id"),
+                literal(1, Integer).label("depth"),
+            )
+            .where(any_key(table.c.id, keys), table.c.parent_id.is_not(None))
+            .cte("walk", recursive=True)
+        )
+        parent = table.alias("parent")
+        walk = start.union_all(
+            select(start.c.start_id, parent.c.parent_id, start.c.depth + 1).where(
+                parent.c.id == start.c.ancestor_id,
+                parent.c.parent_id.is_not(None),
+                # A loop in stored data must not walk forever.
+                start.c.depth < MAX_ANCESTORS,
+            )
+        )
+        rows = await self.fetch(
+            select(walk.c.start_id, table)
+            .join(table, table.c.id == walk.c.ancestor_id)
+            .where(self.visible(table))
+            .order_by(walk.c.start_id, walk.c.depth)
+        )
+        found: dict[RowId, list[ThreadNode]] = {key: [] for key in keys}
+        for row in rows:
+            found[row.start_id].append(from_row(ThreadNode, row))
+        return [found[key] for key in keys]
+
+    async def _clusters_by_conversation_id(
+        self, level: int | None, keys: list[RowId]
+    ) -> list[list[Cluster]]:
+        table = f.clusters
+        where = [any_key(table.c.conversation_id, keys), self.visible(table)]
+        if level is not None:
+            where.append(table.c.level == level)
+        rows = await self.fetch(
+            select(table).where(*where).order_by(table.c.level, table.c.cluster_name, table.c.id)
+        )
+        found: dict[RowId, list[Cluster]] = {key: [] for key in keys}
+        for row in rows:
+            found[row.conversation_id].append(from_row(Cluster, row))
+        return [found[key] for key in keys]
+
+    async def _nodes_by_conversation_id(
+        self, node_filter: NodeFilter, keys: list[RowId]
+    ) -> list[list[ThreadNode]]:
+        table = f.nodes
+        rows = await self.fetch(
+            select(table)
+            .where(
+                any_key(table.c.conversation_id, keys),
+                self.visible(table),
+                *node_filter.conditions(),
+            )
+            .order_by(table.c.conversation_id, table.c.timestamp_start, table.c.id)
+        )
+        found: dict[RowId, list[ThreadNode]] = {key: [] for key in keys}
+        for row in rows:
+            found[row.conversation_id].append(from_row(ThreadNode, row))
+        return [found[key] for key in keys]
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _pages(
+        self, table: Table, parent: str | None, kind: type
+    ) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        parent_column = table.c[parent] if parent is not None else None
+
+        async def load(arguments: ListArgs[Any], keys: list[Any]) -> list[Page]:
+            return await fetch_pages(
+                self.fetch,
+                table,
+                parent_column,
+                keys,
+                [self.visible(table), *arguments.filter.conditions()],
+                arguments.order,
+                arguments.page,
+                lambda row: from_row(kind, row),
+            )
+
+        return GroupedLoader(load)
+
+    def _counts(self, table: Table, parent: str | None) -> GroupedLoader[Any, Any, int]:
+        parent_column = table.c[parent] if parent is not None else None
+
+        async def load(list_filter: Any, keys: list[Any]) -> list[int]:
+            return await fetch_counts(
+                self.fetch,
+                table,
+                parent_column,
+                keys,
+                [self.visible(table), *list_filter.conditions()],
+            )
+
+        return GroupedLoader(load)
+
+    @staticmethod
+    def _columns(table: Table) -> list[Any]:
+        return [column for column in table.c if column.key != "tsv_search"]
+
+
+__all__ = [
+    "KINDS",
+    "ApiCallFilter",
+    "ConversationFilter",
+    "EditFilter",
+    "GroupedLoader",
+    "ListArgs",
+    "Loaders",
+    "NodeFilter",
+    "RelationshipFilter",
+    "UtteranceFilter",
+]

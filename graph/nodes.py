@@ -1,0 +1,258 @@
+"""`ThreadNode` (a row of `nodes`), the typed shapes of its JSONB columns, and its traversals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from graph.context import Context
+from graph.enums import DialogueType, RelationshipDirection
+from graph.filters import RelationshipFilter, any_of
+from graph.relay import Node
+from graph.scalars import JSON
+
+if TYPE_CHECKING:
+    from graph.clusters import Cluster
+    from graph.conversations import Conversation
+    from graph.edits import Edit
+    from graph.relationships import Relationship
+    from graph.utterances import Utterance
+
+Info = strawberry.Info[Context, None]
+
+LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyRelationship = Annotated["Relationship", strawberry.lazy("graph.relationships")]
+LazyCluster = Annotated["Cluster", strawberry.lazy("graph.clusters")]
+LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
+LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
+
+
+@strawberry.type(description="Another speaker's share of a node.")
+class SecondarySpeaker:
+    speaker_id: str | None
+    percentage: float | None
+
+
+@strawberry.type(description="Who speaks in a node (`speakerInfo`).")
+class SpeakerInfo:
+    primary_speaker: str | None = strawberry.field(description="The speaker id who says most.")
+    speaker_name: str | None
+    contribution_percentage: float | None = strawberry.field(
+        description="The primary speaker's share of the node, in percent."
+    )
+    secondary_speakers: list[SecondarySpeaker] | None
+
+
+@strawberry.type(description="A change of speaker inside a node (`speakerTransitions[]`).")
+class SpeakerTransition:
+    from_speaker: str | None
+    to_speaker: str | None
+    utterance_index: int | None = strawberry.field(
+        description="Where in the node's utterances the change happens."
+    )
+    transition_type: str | None = strawberry.field(
+        description="question_answer, interruption, handoff or agreement."
+    )
+    context_snippet: str | None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _speaker_info(root: ThreadNode) -> SpeakerInfo | None:
+    raw = root.__dict__.get("speaker_info")
+    if not isinstance(raw, dict):
+        return None
+    secondary = raw.get("secondary_speakers")
+    return SpeakerInfo(
+        primary_speaker=_text(raw.get("primary_speaker")),
+        speaker_name=_text(raw.get("speaker_name")),
+        contribution_percentage=_number(raw.get("contribution_percentage")),
+        secondary_speakers=None
+        if not isinstance(secondary, list)
+        else [
+            SecondarySpeaker(
+                speaker_id=_text(item.get("speaker_id")),
+                percentage=_number(item.get("percentage")),
+            )
+            for item in secondary
+            if isinstance(item, dict)
+        ],
+    )
+
+
+def _speaker_transitions(root: ThreadNode) -> list[SpeakerTransition] | None:
+    raw = root.__dict__.get("speaker_transitions")
+    if raw is None:
+        return None
+    return [
+        SpeakerTransition(
+            from_speaker=_text(item.get("from_speaker")),
+            to_speaker=_text(item.get("to_speaker")),
+            utterance_index=item.get("utterance_index")
+            if isinstance(item.get("utterance_index"), int)
+            else None,
+            transition_type=_text(item.get("transition_type")),
+            context_snippet=_text(item.get("context_snippet")),
+        )
+        for item in raw
+        if isinstance(item, dict)
+    ]
+
+
+@strawberry.type(
+    description="A topic node of a conversation's graph (a row of `nodes`; `Node` is the Relay"
+    " interface)."
+)
+class ThreadNode(Node):
+    conversation_id: strawberry.ID
+    node_name: str
+    summary: str
+    key_points: list[str] | None
+    node_type: str | None
+    level: int | None = strawberry.field(
+        description="Depth in the hierarchy: 1 is the coarsest theme, 5 the most detailed."
+    )
+    parent_id: strawberry.ID | None = strawberry.field(description="The id of `parent`.")
+    children_ids: list[strawberry.ID] | None = strawberry.field(
+        description="The ids of `children`, in sibling order."
+    )
+    is_bookmark: bool | None
+    is_contextual_progress: bool | None = strawberry.field(
+        description="Whether the node moves the conversation's goals forward."
+    )
+    is_tangent: bool | None = strawberry.field(description="Whether the node is a digression.")
+    is_crux: bool | None = strawberry.field(
+        description="Whether the node is a crux: a point the disagreement turns on."
+    )
+    predecessor_id: strawberry.ID | None = strawberry.field(
+        description="The id of the previous node in time (`predecessor`)."
+    )
+    successor_id: strawberry.ID | None = strawberry.field(
+        description="The id of the next node in time (`successor`)."
+    )
+    chunk_ids: list[uuid.UUID] = strawberry.field(
+        description="The transcript chunks the node was built from."
+    )
+    utterance_ids: list[strawberry.ID] | None = strawberry.field(
+        description="The ids of the utterances the node covers."
+    )
+    speaker_info: SpeakerInfo | None = strawberry.field(resolver=_speaker_info)
+    speaker_transitions: list[SpeakerTransition] | None = strawberry.field(
+        resolver=_speaker_transitions
+    )
+    dialogue_type: DialogueType | None
+    claim_ids: list[uuid.UUID] | None
+    timestamp_start: float | None = strawberry.field(
+        description="Seconds from the start of the conversation."
+    )
+    timestamp_end: float | None = strawberry.field(
+        description="Seconds from the start of the conversation."
+    )
+    duration_seconds: float | None
+    cluster_info: JSON | None
+    display_preferences: JSON | None
+    canvas_x: int | None
+    canvas_y: int | None
+    canvas_width: int | None
+    canvas_height: int | None
+    zoom_level_visible: list[int] | None = strawberry.field(
+        description="The canvas zoom levels at which the node is drawn."
+    )
+    confidence_score: float | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @strawberry.field
+    async def conversation(self, info: Info) -> LazyConversation | None:
+        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+
+    @strawberry.field(description="The node one level up; null for a root node.")
+    async def parent(self, info: Info) -> ThreadNode | None:
+        if self.parent_id is None:
+            return None
+        return await info.context.loaders.node_by_id.load(self.parent_id)
+
+    @strawberry.field(description="The nodes one level down, in sibling order.")
+    async def children(self, info: Info) -> list[ThreadNode]:
+        if not self.children_ids:
+            return []
+        found = await info.context.loaders.node_by_id.load_many(self.children_ids)
+        return [child for child in found if child is not None]
+
+    @strawberry.field(description="The parent, its parent and so on up to the root, nearest first.")
+    async def ancestors(self, info: Info) -> list[ThreadNode]:
+        if self.parent_id is None:
+            return []
+        return await info.context.loaders.ancestors_by_node_id.load(self.id)
+
+    @strawberry.field(description="The previous node in time.")
+    async def predecessor(self, info: Info) -> ThreadNode | None:
+        if self.predecessor_id is None:
+            return None
+        return await info.context.loaders.node_by_id.load(self.predecessor_id)
+
+    @strawberry.field(description="The next node in time.")
+    async def successor(self, info: Info) -> ThreadNode | None:
+        if self.successor_id is None:
+            return None
+        return await info.context.loaders.node_by_id.load(self.successor_id)
+
+    @strawberry.field(description="The relationships from this node to others.")
+    async def outgoing(
+        self,
+        info: Info,
+        relationship_type: list[str] | None = None,
+        min_strength: float | None = None,
+    ) -> list[LazyRelationship]:
+        key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
+        return await info.context.loaders.relationships_by_from_node_id.load((self.id, key))
+
+    @strawberry.field(description="The relationships from other nodes to this one.")
+    async def incoming(
+        self,
+        info: Info,
+        relationship_type: list[str] | None = None,
+        min_strength: float | None = None,
+    ) -> list[LazyRelationship]:
+        key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
+        return await info.context.loaders.relationships_by_to_node_id.load((self.id, key))
+
+    @strawberry.field(
+        description="The node's relationships in the given direction: outgoing ones first."
+    )
+    async def relationships(
+        self,
+        info: Info,
+        direction: RelationshipDirection = RelationshipDirection.BOTH,
+        relationship_type: list[str] | None = None,
+        min_strength: float | None = None,
+    ) -> list[LazyRelationship]:
+        key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
+        loaders = info.context.loaders
+        found = []
+        if direction is not RelationshipDirection.INCOMING:
+            found += await loaders.relationships_by_from_node_id.load((self.id, key))
+        if direction is not RelationshipDirection.OUTGOING:
+            found += await loaders.relationships_by_to_node_id.load((self.id, key))
+        return found
+
+    @strawberry.field(description="The clusters this node is a member of.")
+    async def clusters(self, info: Info) -> list[LazyCluster]:
+        return await info.context.loaders.clusters_by_node_id.load(self.id)
+
+    @strawberry.field(description="The utterances assigned to this node, in sequence order.")
+    async def utterances(self, info: Info) -> list[LazyUtterance]:
+        return await info.context.loaders.utterances_by_node_id.load(self.id)
+
+    @strawberry.field(description="The edits made to this node, newest first.")
+    async def edits(self, info: Info) -> list[LazyEdit]:
+        return await info.context.loaders.edits_by_node_id.load(self.id)

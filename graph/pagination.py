@@ -1,0 +1,288 @@
+"""Relay-style cursor connections with keyset cursors, paged per parent.
+
+A connection is one page of rows in a fixed order (a sort key and the row id as tie-breaker). The
+cursor of a row is its sort key and id, so `after:` continues exactly where the page ended even when
+rows are added or removed in between. Nested connections are paged per parent in one statement:
+`row_number() over (partition by <parent> order by <key>)` picks each parent's first rows, so every
+parent gets its own page (one `LIMIT` for all parents would leave later parents empty).
+
+`totalCount` is a separate grouped `count(*)`, run only when the field is selected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from db.settings import Settings
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+
+def user_error(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": BAD_USER_INPUT})
+
+
+@strawberry.enum(description="Sort direction.")
+class Direction(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@strawberry.type(description="Where a page sits in its list (Relay cursor connections).")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool = strawberry.field(
+        description="True when `after` was given: keyset pages do not look backwards."
+    )
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this item.")
+    node: T
+
+
+@strawberry.type(description="One page of a list; see `pageInfo` to continue.")
+class Connection(Generic[T]):
+    items: strawberry.Private[list[tuple[str, Any]]]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The items of this page, in order.")
+    def nodes(self) -> list[T]:
+        return [item for _, item in self.items]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        return [Edge(cursor=cursor, node=item) for cursor, item in self.items]
+
+    @strawberry.field(description="How many items the list holds in all pages (filters apply).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Validated `first` / `after`: the page size and the decoded cursor."""
+
+    first: int
+    after: tuple[Any, ...] | None
+
+
+def page_request(
+    settings: Settings, first: int | None, after: str | None, order: Ordering
+) -> PageRequest:
+    if first is None:
+        first = settings.default_page_size
+    if first < 0:
+        raise user_error("`first` must not be negative.")
+    if first > settings.max_page_size:
+        raise user_error(
+            f"`first` is {first}, more than the maximum page size {settings.max_page_size};"
+            " ask for fewer and follow `pageInfo.endCursor`."
+        )
+    return PageRequest(first=first, after=None if after is None else order.decode(after))
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A sort key (a column, NULLs sorting last in ascending order) and a direction."""
+
+    column: str
+    python_type: type
+    nullable: bool
+    direction: Direction = Direction.ASC
+
+    def key(self, table: Table) -> ColumnElement[Any]:
+        column = table.c[self.column]
+        if not self.nullable:
+            return column
+        return func.coalesce(column, literal(_greatest(self.python_type), column.type))
+
+    def order_by(self, table: Table) -> list[ColumnElement[Any]]:
+        if self.direction is Direction.ASC:
+            return [self.key(table).asc(), table.c.id.asc()]
+        return [self.key(table).desc(), table.c.id.desc()]
+
+    def after(self, table: Table, cursor: tuple[Any, ...]) -> ColumnElement[bool]:
+        row = tuple_(self.key(table), table.c.id)
+        value = tuple_(*(literal(part) for part in cursor))
+        return row > value if self.direction is Direction.ASC else row < value
+
+    def cursor(self, row: Any) -> str:
+        value = row[self.column]
+        if value is None:
+            value = _greatest(self.python_type)
+        payload = [self.column, _to_json(value), str(row["id"])]
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+    def decode(self, cursor: str) -> tuple[Any, ...]:
+        try:
+            column, value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            if column != self.column:
+                raise ValueError(column)
+            return (_from_json(self.python_type, value), uuid.UUID(row_id))
+        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+            raise user_error(
+                "`after` is not a cursor of this list in this order; pass a `cursor` or"
+                " `pageInfo.endCursor` it returned."
+            ) from None
+
+
+def _greatest(python_type: type) -> Any:
+    if python_type is float:
+        return float("inf")
+    if python_type is int:
+        return 2**31 - 1
+    if python_type is datetime:
+        return datetime.max
+    return "\uffff"
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _from_json(python_type: type, value: Any) -> Any:
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if python_type is float:
+        return float(value)
+    if python_type is int:
+        if not isinstance(value, int):
+            raise ValueError(value)
+        return value
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
+@dataclass
+class Page:
+    rows: list[tuple[str, Any]]
+    has_next_page: bool
+
+
+async def fetch_pages(
+    fetch: Callable[[Any], Awaitable[Sequence[Any]]],
+    table: Table,
+    parent: KeyedColumnElement[Any] | None,
+    parents: Sequence[Any],
+    conditions: Sequence[ColumnElement[bool]],
+    order: Ordering,
+    page: PageRequest,
+    make: Callable[[Any], Any],
+) -> list[Page]:
+    """Each parent's page in one statement; `parent=None` pages the whole table as one list."""
+    where = list(conditions)
+    if parent is not None:
+        where.append(parent == func.any(literal(list(parents), _array_of(parent))))
+    if page.after is not None:
+        where.append(order.after(table, page.after))
+    position = func.row_number().over(
+        partition_by=[parent] if parent is not None else None, order_by=order.order_by(table)
+    )
+    inner = select(table, position.label("_position")).where(and_(true(), *where)).subquery()
+    statement = (
+        select(inner)
+        .where(inner.c._position <= page.first + 1)
+        .order_by(*([inner.c[parent.key]] if parent is not None else []), inner.c._position)
+    )
+    grouped: dict[Any, list[Any]] = {key: [] for key in parents}
+    for row in await fetch(statement):
+        mapping = row._mapping
+        key = mapping[parent.key] if parent is not None else parents[0]
+        grouped[key].append(mapping)
+    pages = []
+    for key in parents:
+        rows = grouped[key]
+        pages.append(
+            Page(
+                rows=[(order.cursor(row), make(row)) for row in rows[: page.first]],
+                has_next_page=len(rows) > page.first,
+            )
+        )
+    return pages
+
+
+async def fetch_counts(
+    fetch: Callable[[Any], Awaitable[Sequence[Any]]],
+    table: Table,
+    parent: KeyedColumnElement[Any] | None,
+    parents: Sequence[Any],
+    conditions: Sequence[ColumnElement[bool]],
+) -> list[int]:
+    where = list(conditions)
+    if parent is None:
+        rows = await fetch(select(func.count()).select_from(table).where(and_(true(), *where)))
+        return [rows[0][0]] * len(parents)
+    where.append(parent == func.any(literal(list(parents), _array_of(parent))))
+    statement = select(parent, func.count()).select_from(table).where(and_(*where)).group_by(parent)
+    counts = {row[0]: row[1] for row in await fetch(statement)}
+    return [counts.get(key, 0) for key in parents]
+
+
+def _array_of(column: KeyedColumnElement[Any]) -> Any:
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return ARRAY(column.type)
+
+
+def connection(page: Page, after_given: bool, count: Callable[[], Awaitable[int]]) -> Any:
+    return Connection(
+        items=page.rows,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=after_given,
+            start_cursor=page.rows[0][0] if page.rows else None,
+            end_cursor=page.rows[-1][0] if page.rows else None,
+        ),
+        count=count,
+    )
+
+
+__all__ = [
+    "Connection",
+    "Direction",
+    "Edge",
+    "Ordering",
+    "Page",
+    "PageInfo",
+    "PageRequest",
+    "connection",
+    "fetch_counts",
+    "fetch_pages",
+    "page_request",
+    "user_error",
+]

@@ -1,0 +1,122 @@
+"""The root query fields: refetch by id, one conversation, and the conversations list."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+
+from graph.context import Context
+from graph.conversations import Conversation, _page
+from graph.enums import ConversationType
+from graph.filters import ConversationFilter, any_of
+from graph.pagination import Connection, Direction, Ordering, user_error
+from graph.relay import Node, parse_uuid
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="What `conversations` is sorted by (ties broken by id).")
+class ConversationOrderField(Enum):
+    STARTED_AT = "started_at"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    CONVERSATION_NAME = "conversation_name"
+
+
+CONVERSATION_ORDER_TYPES: dict[str, tuple[type, bool]] = {
+    "started_at": (datetime, False),
+    "created_at": (datetime, True),
+    "updated_at": (datetime, True),
+    "conversation_name": (str, False),
+}
+
+
+async def _refetch(info: Info, ids: list[uuid.UUID]) -> list[Node | None]:
+    loaders = info.context.loaders
+    kinds = await loaders.kind_by_id.load_many(ids)
+    by_kind: dict[str, Any] = {
+        "conversation": loaders.conversation_by_id,
+        "node": loaders.node_by_id,
+        "relationship": loaders.relationship_by_id,
+        "cluster": loaders.cluster_by_id,
+        "utterance": loaders.utterance_by_id,
+        "edit": loaders.edit_by_id,
+        "api_call": loaders.api_call_by_id,
+    }
+    pending: list[Any] = []
+    for object_id, kind in zip(ids, kinds, strict=True):
+        pending.append(None if kind is None else by_kind[kind].load(object_id))
+    awaited = await asyncio.gather(*(item for item in pending if item is not None))
+    results = iter(awaited)
+    return [None if item is None else next(results) for item in pending]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="Any object by its id; null when it does not exist or is not visible to you."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return (await _refetch(info, [parse_uuid(id)]))[0]
+
+    @strawberry.field(
+        description="Objects by id, in the order asked; null for each that does not exist or is"
+        " not visible to you."
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        limit = info.context.settings.max_page_size
+        if len(ids) > limit:
+            raise user_error(f"`ids` holds {len(ids)} ids; at most {limit} are accepted.")
+        parsed = [parse_uuid(value, f"ids[{index}]") for index, value in enumerate(ids)]
+        return await _refetch(info, parsed)
+
+    @strawberry.field(description="A conversation by id; null when missing or not visible to you.")
+    async def conversation(self, info: Info, id: strawberry.ID) -> Conversation | None:
+        return await info.context.loaders.conversation_by_id.load(parse_uuid(id))
+
+    @strawberry.field(
+        description="The conversations you may read, soft-deleted ones left out; newest first by"
+        " default."
+    )
+    async def conversations(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        owner_id: str | None = None,
+        conversation_type: list[ConversationType] | None = None,
+        source_type: list[str] | None = None,
+        started_after: Annotated[
+            datetime | None, strawberry.argument(description="Started at or after this.")
+        ] = None,
+        started_before: Annotated[
+            datetime | None, strawberry.argument(description="Started before this.")
+        ] = None,
+        order_by: ConversationOrderField = ConversationOrderField.STARTED_AT,
+        direction: Direction = Direction.DESC,
+    ) -> Connection[Conversation]:
+        python_type, nullable = CONVERSATION_ORDER_TYPES[order_by.value]
+        loaders = info.context.loaders
+        return await _page(
+            info,
+            None,
+            ConversationFilter(
+                owner_id=owner_id,
+                conversation_types=any_of(
+                    None if conversation_type is None else [t.value for t in conversation_type]
+                ),
+                source_types=any_of(source_type),
+                started_after=started_after,
+                started_before=started_before,
+            ),
+            Ordering(order_by.value, python_type, nullable, direction),
+            first,
+            after,
+            loaders.conversations_page,
+            loaders.conversations_count,
+        )

@@ -1,0 +1,65 @@
+"""The `Relationship` type: a typed edge between two nodes of a conversation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graph.context import Context
+from graph.relay import Node
+
+if TYPE_CHECKING:
+    from graph.conversations import Conversation
+    from graph.nodes import ThreadNode
+    from graph.utterances import Utterance
+
+Info = strawberry.Info[Context, None]
+
+LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
+
+
+@strawberry.type(description="A typed, directed edge from one node to another.")
+class Relationship(Node):
+    conversation_id: strawberry.ID
+    from_node_id: strawberry.ID = strawberry.field(description="The id of `fromNode`.")
+    to_node_id: strawberry.ID = strawberry.field(description="The id of `toNode`.")
+    relationship_type: str = strawberry.field(
+        description="e.g. temporal_next, elaborates, contradicts, supports, answers, crux."
+    )
+    relationship_subtype: str | None
+    explanation: str | None = strawberry.field(description="Why the two nodes are related.")
+    strength: float | None = strawberry.field(description="0 to 1.")
+    confidence: float | None = strawberry.field(
+        description="0 to 1: how sure the analysis is of the relationship."
+    )
+    supporting_utterance_ids: list[strawberry.ID] | None = strawberry.field(
+        description="The ids of `supportingUtterances`."
+    )
+    is_bidirectional: bool | None = strawberry.field(
+        description="Whether the relationship holds in both directions."
+    )
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @strawberry.field
+    async def conversation(self, info: Info) -> LazyConversation | None:
+        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+
+    @strawberry.field
+    async def from_node(self, info: Info) -> LazyNode | None:
+        return await info.context.loaders.node_by_id.load(self.from_node_id)
+
+    @strawberry.field
+    async def to_node(self, info: Info) -> LazyNode | None:
+        return await info.context.loaders.node_by_id.load(self.to_node_id)
+
+    @strawberry.field(description="The utterances that support the relationship, in list order.")
+    async def supporting_utterances(self, info: Info) -> list[LazyUtterance]:
+        if not self.supporting_utterance_ids:
+            return []
+        found = await info.context.loaders.utterance_by_id.load_many(self.supporting_utterance_ids)
+        return [utterance for utterance in found if utterance is not None]

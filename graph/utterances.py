@@ -1,0 +1,62 @@
+"""The `Utterance` type: one speaker's turn in a conversation's transcript."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graph.context import Context
+from graph.relay import Node
+from graph.scalars import JSON
+
+if TYPE_CHECKING:
+    from graph.conversations import Conversation
+    from graph.nodes import ThreadNode
+
+Info = strawberry.Info[Context, None]
+
+LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+
+
+@strawberry.type(description="One speaker's turn in the transcript.")
+class Utterance(Node):
+    conversation_id: strawberry.ID
+    text: str
+    text_cleaned: str | None = strawberry.field(description="`text` without disfluencies.")
+    speaker_id: str
+    speaker_name: str | None
+    speaker_role: str | None
+    sequence_number: int = strawberry.field(
+        description="Position in the conversation; unique per conversation."
+    )
+    timestamp_start: float | None = strawberry.field(
+        description="Seconds from the start of the conversation."
+    )
+    timestamp_end: float | None
+    duration_seconds: float | None
+    chunk_id: uuid.UUID | None = strawberry.field(description="The transcript chunk it came in.")
+    node_id: strawberry.ID | None = strawberry.field(description="The id of `node`.")
+    thread_id: uuid.UUID | None
+    confidence_score: float | None = strawberry.field(description="Transcription confidence.")
+    language: str | None
+    emotion: str | None
+    energy_level: float | None
+    platform_metadata: JSON | None = strawberry.field(
+        description="Free-form, per platform (slack, discord, google_meet, ...)."
+    )
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @strawberry.field
+    async def conversation(self, info: Info) -> LazyConversation | None:
+        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+
+    @strawberry.field(description="The node the utterance is assigned to.")
+    async def node(self, info: Info) -> LazyNode | None:
+        if self.node_id is None:
+            return None
+        return await info.context.loaders.node_by_id.load(self.node_id)
