@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+CANVAS = """
+query Canvas($id: ID!) {
+  conversation(id: $id) {
+    id conversationName
+    nodes(first: 1000) { totalCount nodes {
+      id nodeName summary level parentId canvasX canvasY canvasWidth canvasHeight
+      isBookmark isTangent isCrux zoomLevelVisible timestampStart timestampEnd
+      speakerInfo { primarySpeaker contributionPercentage }
+      outgoing { id toNodeId relationshipType strength explanation }
+    } }
+  }
+}
+"""
+
+
+async def test_canvas(graphql, conversations):
+    small = await graphql(CANVAS, id=str(conversations.small))
+    assert small.status == 200, small.body
+    assert not small.errors, small.errors
+    large = await graphql(CANVAS, id=str(conversations.large))
+    assert not large.errors, large.errors
+    print(small.statements, large.statements, large.data["conversation"]["nodes"]["totalCount"])
+    assert small.statements == large.statements
