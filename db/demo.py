@@ -210,6 +210,11 @@ def level_counts(total: int) -> list[int]:
     return counts
 
 
+def _initial(text: str) -> str:
+    """Capitalised without lowering the rest (`capitalize()` would turn "SSO" into "Sso")."""
+    return text[:1].upper() + text[1:]
+
+
 def _sentence(rng: random.Random, subject: str, angle: str) -> str:
     clause = rng.choice(CLAUSES).format(subject=subject, angle=angle)
     return f"{rng.choice(OPENERS)} {clause}{rng.choice(TAILS)}."
@@ -411,7 +416,7 @@ def _build_conversation(
             cluster_nodes[walk].append(node_ids[node])
             walk = cluster_parent[walk]
     cluster_names = {
-        cluster: f"{rng.choice(SUBJECTS).capitalize()} ({rng.choice(ANGLES)})"
+        cluster: f"{_initial(rng.choice(SUBJECTS))} ({rng.choice(ANGLES)})"
         for cluster in cluster_nodes
     }
 
@@ -466,7 +471,7 @@ def _build_conversation(
         elif level == LEVELS:
             node_name = f"{speakers[primary]['name'].split()[0]} on {subject} ({angle})"
         else:
-            node_name = f"{subject.capitalize()}: {angle}"
+            node_name = f"{_initial(subject)}: {angle}"
         summary = (
             f"{speakers[primary]['name']} leads a {dialogue_type} on {subject}, "
             f"focusing on {angle} within {theme_of[node].lower()}."
@@ -532,8 +537,8 @@ def _build_conversation(
                 kind,
                 rng.choice((None, None, "explicit", "implicit")),
                 explanation,
-                round(rng.uniform(0.3, 1.0), 2),
-                round(rng.uniform(0.5, 1.0), 2),
+                1.0 if kind == "temporal_next" else round(rng.uniform(0.3, 1.0), 2),
+                1.0 if kind == "temporal_next" else round(rng.uniform(0.5, 1.0), 2),
                 supporting,
                 kind in ("contextual_related", "contradicts"),
                 created,
@@ -561,7 +566,7 @@ def _build_conversation(
                 source,
                 target,
                 kind,
-                f"{subject_of[source].capitalize()} {kind.replace('_', ' ')} "
+                f"{_initial(subject_of[source])} {kind.replace('_', ' ')} "
                 f"the point on {subject_of[target]}.",
             )
 
@@ -641,7 +646,7 @@ def _build_conversation(
         if target_type == "node" and rng.random() < 0.2:
             edit_type = rng.choice(("addition", "merge", "split"))
         if new is None:
-            new = f"{subject_of[node].capitalize()}, clarified"
+            new = f"{_initial(subject_of[node])}, clarified"
         exported = rng.random() < 0.2
         edit_rows.append(
             (

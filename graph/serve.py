@@ -45,7 +45,7 @@ query Canvas($id: ID!) {
   conversation(id: $id) {
     id
     conversationName
-    nodes(first: 100, level: 2) {
+    nodes(first: 100, level: [1, 2, 3]) {
       totalCount
       nodes {
         id nodeName level parentId canvasX canvasY

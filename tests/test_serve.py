@@ -1,27 +1,49 @@
-"""`python -m graph.serve`: the steps before uvicorn (migrate, demo, refusals), offline GraphiQL."""
+"""`python -m graph.serve` on a fresh database: migrated, demo loaded, GraphQL and GraphiQL served.
+
+The server runs as a subprocess on a free loopback port, exactly as `python3 manage.py serve`
+starts it; the GraphiQL test drives headless Chromium against it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import asyncpg
+import httpx
+import pytest
 from sqlalchemy.engine import URL
 
 from db.demo import conversation_id_for
 from db.settings import Settings
 from graph.graphiql import ASSETS_DIR, ASSETS_PATH, offline_graphiql_html
-from graph.serve import DEMO_ID_SEED, DEMO_NAME, DEMO_NODES, ensure_demo, migrate
+from graph.serve import (
+    DEMO_ID_SEED,
+    DEMO_NAME,
+    DEMO_NODES,
+    EXAMPLE_QUERY,
+    ensure_demo,
+    graphiql_link,
+    migrate,
+)
+from tests.browser import find_browser, open_page
 from tests.conftest import DatabaseFactory, asyncpg_dsn, plain_url
 
 DEMO_ID = conversation_id_for(DEMO_ID_SEED)
+TYPENAME = "query Ping { __typename }"
+BROWSER = find_browser()
 
 
 def _serve(database: URL, *arguments: str) -> subprocess.Popen[str]:
@@ -37,6 +59,136 @@ def _serve(database: URL, *arguments: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Served:
+    base: str
+    database: URL
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base}/graphql"
+
+
+@pytest.fixture(scope="module")
+async def served(database_factory: DatabaseFactory) -> AsyncIterator[Served]:
+    database = await database_factory.create()  # empty: the server migrates it itself
+    port = free_port()
+    process = _serve(database, "--port", str(port))
+    served = Served(f"http://127.0.0.1:{port}", database)
+    stdout = process.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: served.output.extend(stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:
+                if process.poll() is not None:
+                    reader.join(5)
+                    pytest.fail(
+                        f"serve exited with {process.returncode}:\n{''.join(served.output)}"
+                    )
+                try:
+                    response = await client.post(served.endpoint, json={"query": TYPENAME})
+                    if response.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no answer within 120 s:\n{''.join(served.output)}")
+                await asyncio.sleep(0.2)
+        yield served
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _post(served: Served, query: str, **variables: object) -> dict:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(served.endpoint, json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_serves_the_demo_and_says_where(served: Served) -> None:
+    assert await _post(served, TYPENAME) == {"data": {"__typename": "Query"}}
+    text = "".join(served.output)
+    assert f"GraphQL endpoint and GraphiQL: {served.endpoint}" in text
+    assert f"demo conversation {DEMO_ID} (loaded;" in text
+    assert graphiql_link(served.endpoint, DEMO_ID) in text
+    connection = await asyncpg.connect(asyncpg_dsn(served.database))
+    try:
+        total_nodes = await connection.fetchval(
+            "SELECT total_nodes FROM conversations WHERE id = $1", DEMO_ID
+        )
+    finally:
+        await connection.close()
+    assert total_nodes == DEMO_NODES
+
+
+async def test_the_printed_example_query_runs(served: Served) -> None:
+    body = await _post(served, EXAMPLE_QUERY, id=str(DEMO_ID))
+    assert "errors" not in body, body
+    conversation = body["data"]["conversation"]
+    assert conversation["id"] == str(DEMO_ID)
+    nodes = conversation["nodes"]["nodes"]
+    assert conversation["nodes"]["totalCount"] == len(nodes) > 10
+    assert {node["level"] for node in nodes} == {1, 2, 3}
+    assert sum(len(node["outgoing"]) for node in nodes) > len(nodes)
+
+
+async def test_graphiql_page_is_served_with_its_assets(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.base, timeout=30) as client:
+        page = await client.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assets = re.findall(r'(?:src|href)="(/graphiql-assets/[^"]+)"', page.text)
+        assert len(assets) == 7
+        for path in assets:
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert response.content == (ASSETS_DIR / path.split("/", 2)[2]).read_bytes()
+
+
+@pytest.mark.skipif(
+    BROWSER is None, reason="no Chromium installed (Debian: apt-get install chromium)"
+)
+async def test_graphiql_in_a_browser_runs_a_query(served: Served) -> None:
+    assert BROWSER is not None
+    async with open_page(BROWSER) as page:
+        await page.send("Page.navigate", url=graphiql_link(served.endpoint, DEMO_ID))
+        await page.wait_for("document.querySelector('.graphiql-execute-button') !== null", 60)
+        await page.evaluate("document.querySelector('.graphiql-execute-button').click()")
+        result_text = await page.wait_for(
+            """(() => {
+                const editor = document.querySelector('.result-window .CodeMirror');
+                const text = editor && editor.CodeMirror.getValue();
+                return text && text.includes('"data"') ? text : null;
+            })()""",
+            60,
+        )
+        requested = list(page.requested)
+    result = json.loads(result_text)
+    assert "errors" not in result, result
+    assert result["data"]["conversation"]["id"] == str(DEMO_ID)
+    assert result["data"]["conversation"]["nodes"]["totalCount"] > 10
+    # offline: everything the page loaded came from this server or was inline
+    outside = [url for url in requested if not url.startswith((served.base, "data:", "about:"))]
+    assert outside == []
+    assert any("/graphiql-assets/graphiql@3.8.3/graphiql.min.js" in url for url in requested)
 
 
 async def test_migrates_and_loads_the_demo_once(database_factory: DatabaseFactory) -> None:
