@@ -13,30 +13,33 @@ does not depend on them. Mutations join through `MUTATION_TYPES`, extensions thr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.tools import merge_types
 
 from graph.api_calls import ApiCall
 from graph.clusters import Cluster
 from graph.conversations import Conversation
 from graph.edits import Edit
+from graph.mutations.schema import Mutation, MutationSideQuery
 from graph.nodes import ThreadNode
-from graph.queries import Query
+from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [Conversation, Utterance, ThreadNode, Relationship, Cluster, Edit, ApiCall]
 
+# The write side (graph/mutations/): its mutations, and the two reads that belong with it.
+Query = merge_types("Query", (ReadQuery, MutationSideQuery))
+
 
 def create_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
-    mutation: Any = None
     return strawberry.Schema(
-        query=Query, mutation=mutation, types=NODE_TYPES, extensions=list(extensions)
+        query=Query, mutation=Mutation, types=NODE_TYPES, extensions=list(extensions)
     )
 
 

@@ -1,71 +1,29 @@
-"""Fixtures and helpers shared by the mutation tests."""
+"""Fixtures of the mutation tests: the real app over HTTP (`live_server`), and a raw connection."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import strawberry
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Route
-from strawberry.asgi import GraphQL
 
-from db.session import create_engine, create_session_factory
-from db.settings import Settings
-from graph.masking import MaskUnexpectedErrors
-from graph.mutations.schema import Mutation, MutationSideQuery
 from tests.conftest import asyncpg_dsn
 
-
-@strawberry.type
-class Query(MutationSideQuery):
-    @strawberry.field
-    def ping(self) -> str:
-        return "pong"
-
-
-class Context(dict):
-    pass
+# The development-mode user the test server acts as (Settings.dev_user_id).
+VIEWER = "local-developer"
 
 
 @pytest.fixture(scope="session")
-async def live_server_url(database_url) -> AsyncIterator[str]:
-    engine = create_engine(database_url, Settings(_env_file=None))
-    factory = create_session_factory(engine)
-
-    class App(GraphQL):
-        async def get_context(self, request, response) -> Any:
-            context = Context()
-            context.session_factory = factory  # type: ignore[attr-defined]
-            context.viewer_id = "local"  # type: ignore[attr-defined]
-            return context
-
-    schema = strawberry.Schema(
-        query=Query, mutation=Mutation, extensions=[lambda: MaskUnexpectedErrors(0)]
-    )
-    app = Starlette(routes=[Route("/graphql", App(schema), methods=["GET", "POST"])])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    await engine.dispose()
+def live_server_url(live_server: str) -> str:
+    return live_server
 
 
 @pytest.fixture(scope="session")
-async def gql(live_server_url):
-    async with httpx.AsyncClient(base_url=live_server_url, timeout=60) as client:
+async def gql(live_server: str) -> AsyncIterator[Callable[..., Awaitable[dict[str, Any]]]]:
+    """POSTs a document, asserts HTTP 200 and returns the JSON body (`data`, `errors`)."""
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as client:
 
         async def post(query: str, /, **variables: Any) -> dict[str, Any]:
             response = await client.post("/graphql", json={"query": query, "variables": variables})
@@ -76,7 +34,7 @@ async def gql(live_server_url):
 
 
 @pytest.fixture
-async def database(database_url):
+async def database(database_url) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     yield connection
     await connection.close()

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from tests.mutations import documents
+from tests.mutations.conftest import VIEWER
 from tests.mutations.support import append, new_conversation, new_node, payload
 
 # Conversations ----------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ async def someone_elses(database, visibility: str, shared_with: list[str] | None
 async def test_foreign_conversations_are_forbidden_or_hidden(gql, database) -> None:
     """Readable but not the viewer's: ForbiddenError; not even readable: NotFoundError."""
     public = await someone_elses(database, "public")
-    shared = await someone_elses(database, "shared", ["local"])
+    shared = await someone_elses(database, "shared", [VIEWER])
     private = await someone_elses(database, "private")
     cases = ((public, "ForbiddenError"), (shared, "ForbiddenError"), (private, "NotFoundError"))
     for conversation_id, expected in cases:

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from tests.mutations import documents
+from tests.mutations.conftest import VIEWER
 from tests.mutations.invariants import violations
 from tests.mutations.support import append, new_conversation, new_node, payload
 
@@ -38,7 +39,7 @@ async def test_create_node_links_parent_and_timeline(gql, database) -> None:
         "SELECT edit_type, field_name, user_id FROM edits_log WHERE target_id = $1",
         uuid.UUID(second["id"]),
     )
-    assert [tuple(row) for row in log] == [("addition", "node", "local")]
+    assert [tuple(row) for row in log] == [("addition", "node", VIEWER)]
     assert await violations(database, [conversation["id"]]) == []
 
 
@@ -660,10 +661,10 @@ async def test_edits_log_per_conversation_and_target_newest_first(gql) -> None:
         "editsLog",
     )["edits"]
     assert [(edit["editType"], edit["newValue"]) for edit in for_node[:2]] == [
-        ("correction", "third"),
-        ("correction", "second"),
+        ("CORRECTION", "third"),
+        ("CORRECTION", "second"),
     ]
-    assert for_node[2]["editType"] == "addition"
+    assert for_node[2]["editType"] == "ADDITION"
     everything = payload(
         await gql(documents.EDITS_LOG, conversationId=conversation["id"]), "editsLog"
     )["edits"]
