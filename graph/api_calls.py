@@ -42,4 +42,4 @@ class ApiCall(Node):
     async def conversation(self, info: Info) -> LazyConversation | None:
         if self.conversation_id is None:
             return None
-        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)

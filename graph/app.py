@@ -99,6 +99,26 @@ class GraphQLView(SecureGraphQL):
         request.state.lct_context = context
         return context
 
+    async def get_sub_response(self, request: Any) -> Response:
+        sub_response = await super().get_sub_response(request)
+        # GraphQL over HTTP: a client asking for the new media type gets its status codes.
+        sub_response.lct_graphql_response = prefers_graphql_response(  # type: ignore[attr-defined]
+            request.headers.get("accept")
+        )
+        return sub_response
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        modern = getattr(sub_response, "lct_graphql_response", False)
+        refused = modern and is_request_error(response_data)
+        if refused:
+            response_data = {key: value for key, value in response_data.items() if key != "data"}
+        response = super().create_response(response_data, sub_response)
+        if modern:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+            if refused and response.status_code == 200:
+                response.status_code = 400
+        return response
+
     async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
         kwargs: dict[str, Any] = {}
         if context is not None:
@@ -111,6 +131,37 @@ class GraphQLView(SecureGraphQL):
             created = getattr(getattr(request, "state", None), "lct_context", None)
             if isinstance(created, Context):
                 await created.close()
+
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def prefers_graphql_response(accept: str | None) -> bool:
+    """Whether `Accept` ranks application/graphql-response+json above application/json."""
+    best: dict[str, tuple[float, int]] = {}
+    for position, part in enumerate((accept or "").split(",")):
+        media_type, *parameters = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and media_type.lower() not in best:
+            best[media_type.lower()] = (quality, -position)
+    mine = best.get(GRAPHQL_RESPONSE)
+    plain = best.get("application/json") or best.get("application/*") or best.get("*/*")
+    return mine is not None and (plain is None or mine > plain)
+
+
+def is_request_error(response_data: Any) -> bool:
+    """No data and only errors without a path: the document was refused before execution."""
+    if not isinstance(response_data, dict) or response_data.get("data") is not None:
+        return False
+    errors = response_data.get("errors") or []
+    return bool(errors) and all("path" not in error for error in errors)
 
 
 def viewer_id_of(request: Request) -> str | None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
+from graph.limits import ESTIMATED_SIZE
 from graph.relay import Node
 
 if TYPE_CHECKING:
@@ -44,24 +45,28 @@ class Cluster(Node):
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
 
     @strawberry.field(description="The enclosing cluster; null at the top.")
     async def parent(self, info: Info) -> Cluster | None:
         if self.parent_cluster_id is None:
             return None
-        return await info.context.loaders.cluster_by_id.load(self.parent_cluster_id)
+        return await info.context.loaders.at(info).cluster_by_id.load(self.parent_cluster_id)
 
-    @strawberry.field(description="The clusters nested directly inside this one.")
+    @strawberry.field(
+        description="The clusters nested directly inside this one.", metadata={ESTIMATED_SIZE: 10}
+    )
     async def children(self, info: Info) -> list[Cluster]:
         if not self.child_cluster_ids:
             return []
-        found = await info.context.loaders.cluster_by_id.load_many(self.child_cluster_ids)
+        found = await info.context.loaders.at(info).cluster_by_id.load_many(self.child_cluster_ids)
         return [cluster for cluster in found if cluster is not None]
 
-    @strawberry.field(description="The member nodes, in `nodeIds` order.")
+    @strawberry.field(
+        description="The member nodes, in `nodeIds` order.", metadata={ESTIMATED_SIZE: 50}
+    )
     async def nodes(self, info: Info) -> list[LazyNode]:
         if not self.node_ids:
             return []
-        found = await info.context.loaders.node_by_id.load_many(self.node_ids)
+        found = await info.context.loaders.at(info).node_by_id.load_many(self.node_ids)
         return [node for node in found if node is not None]

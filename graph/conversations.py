@@ -19,6 +19,7 @@ from graph.filters import (
     UtteranceFilter,
     any_of,
 )
+from graph.limits import ESTIMATED_SIZE
 from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
 from graph.relay import Node
 from graph.scalars import JSON
@@ -210,7 +211,7 @@ class Conversation(Node):
             time_from=time_from,
             time_to=time_to,
         )
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         return await _page(
             info,
             self.id,
@@ -223,10 +224,11 @@ class Conversation(Node):
         )
 
     @strawberry.field(
-        description="The nodes without a parent: the top of the hierarchy, in time order."
+        description="The nodes without a parent: the top of the hierarchy, in time order.",
+        metadata={ESTIMATED_SIZE: 10},
     )
     async def root_nodes(self, info: Info) -> list[LazyNode]:
-        return await info.context.loaders.nodes_by_conversation_id.load(
+        return await info.context.loaders.at(info).nodes_by_conversation_id.load(
             (self.id, NodeFilter(roots_only=True))
         )
 
@@ -246,7 +248,7 @@ class Conversation(Node):
         order_by: UtteranceOrderField = UtteranceOrderField.SEQUENCE_NUMBER,
         direction: Direction = Direction.ASC,
     ) -> Connection[LazyUtterance]:
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         return await _page(
             info,
             self.id,
@@ -269,7 +271,7 @@ class Conversation(Node):
         order_by: RelationshipOrderField = RelationshipOrderField.CREATED_AT,
         direction: Direction = Direction.ASC,
     ) -> Connection[LazyRelationship]:
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         return await _page(
             info,
             self.id,
@@ -281,9 +283,13 @@ class Conversation(Node):
             loaders.relationships_count_by_conversation_id,
         )
 
-    @strawberry.field(description="The conversation's clusters of nodes, by level then name.")
+    @strawberry.field(
+        description="The conversation's clusters of nodes, by level then name.",
+        metadata={ESTIMATED_SIZE: 50},
+    )
     async def clusters(self, info: Info, level: int | None = None) -> list[LazyCluster]:
-        return await info.context.loaders.clusters_by_conversation_id.load((self.id, level))
+        loader = info.context.loaders.at(info).clusters_by_conversation_id
+        return await loader.load((self.id, level))
 
     @strawberry.field(description="The edits log of the conversation; default: newest first.")
     async def edits(
@@ -296,7 +302,7 @@ class Conversation(Node):
         user_id: str | None = None,
         direction: Direction = Direction.DESC,
     ) -> Connection[LazyEdit]:
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         return await _page(
             info,
             self.id,
@@ -323,7 +329,7 @@ class Conversation(Node):
         order_by: ApiCallOrderField = ApiCallOrderField.STARTED_AT,
         direction: Direction = Direction.DESC,
     ) -> Connection[LazyApiCall]:
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         return await _page(
             info,
             self.id,

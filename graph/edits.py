@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
@@ -30,6 +30,18 @@ EditTarget = Annotated[
 ]
 
 
+def _edit_targets() -> tuple[type, ...]:
+    from graph.clusters import Cluster
+    from graph.nodes import ThreadNode
+    from graph.relationships import Relationship
+    from graph.utterances import Utterance
+
+    return (ThreadNode, Relationship, Cluster, Utterance)
+
+
+EditTargetValue = Any
+
+
 @strawberry.type(description="One change made by a person, from the edits log.")
 class Edit(Node):
     conversation_id: strawberry.ID
@@ -51,21 +63,14 @@ class Edit(Node):
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
 
     @strawberry.field(
         description="The edited object; null when it no longer exists or is a claim (claims have"
         " no type yet)."
     )
     async def target(self, info: Info) -> EditTarget | None:
-        loaders = info.context.loaders
-        loader = {
-            "node": loaders.node_by_id,
-            "relationship": loaders.relationship_by_id,
-            "cluster": loaders.cluster_by_id,
-            "utterance": loaders.utterance_by_id,
-            "speaker_attribution": loaders.utterance_by_id,
-        }.get(getattr(self.target_type, "value", self.target_type))
-        if loader is None:
-            return None
-        return await loader.load(self.target_id)  # type: ignore[attr-defined]
+        target = await info.context.loaders.at(info).object_by_id.load(self.target_id)
+        if isinstance(target, _edit_targets()):
+            return cast(EditTargetValue, target)
+        return None

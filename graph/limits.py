@@ -50,6 +50,7 @@ PAGE_ARGUMENTS = ("first", "last")
 # Fragment lattices make the counts astronomical; past this they only need to stay "too many".
 CAP = 10**12
 CONNECTION_ITEM_FIELDS = ("edges", "nodes")
+ESTIMATED_SIZE = "estimated_size"
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class _Walk:
             return node.values
         return None
 
-    def multiplier(self, node: FieldNode) -> int:
+    def multiplier(self, node: FieldNode, definition: Any = None) -> int:
         """How many items one list field can return, after checking its page size."""
         arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
         sizes: list[int] = []
@@ -140,7 +141,9 @@ class _Walk:
                             extensions={"code": "PAGE_SIZE_TOO_LARGE"},
                         )
                     )
-        return max(sizes) if sizes else self.limits.default_page_size
+        if sizes:
+            return max(sizes)
+        return declared_size(definition) or self.limits.default_page_size
 
     def selection_set(self, selections: SelectionSetNode | None, parent: Any) -> Measure:
         total = Measure()
@@ -196,11 +199,22 @@ class _Walk:
             # The connection field already counted its page.
             measure.nodes = inner.nodes
         elif is_list or is_connection:
-            size = self.multiplier(node)
+            size = self.multiplier(node, definition)
             measure.nodes = min(size * (1 + inner.nodes), CAP)
         else:
             measure.nodes = inner.nodes
         return measure
+
+
+def declared_size(definition: Any) -> int | None:
+    """The typical size a list field without page arguments declares, if it does.
+
+    A field of a bounded list (a node's children, its ancestors) declares it with
+    `strawberry.field(metadata={ESTIMATED_SIZE: n})`; other lists count as a default page.
+    """
+    strawberry_field = (getattr(definition, "extensions", None) or {}).get("strawberry-definition")
+    size = getattr(strawberry_field, "metadata", {}).get(ESTIMATED_SIZE)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def _count(value: int, below_cap: str = "") -> str:

@@ -9,12 +9,15 @@ back. Every statement only sees rows of conversations the viewer may read (`grap
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Integer,
     Table,
     func,
@@ -69,6 +72,34 @@ KINDS: dict[str, tuple[Table, type]] = {
 MAX_ANCESTORS = 1000
 
 
+def _converter(column: Any) -> Callable[[Any], Any] | None:
+    """How a column's JSON value (from `to_jsonb`) becomes the value asyncpg would give."""
+    column_type = column.type
+    if isinstance(column_type, ARRAY) and isinstance(column_type.item_type, PG_UUID):
+        return lambda value: None if value is None else [uuid.UUID(item) for item in value]
+    if isinstance(column_type, PG_UUID):
+        return lambda value: None if value is None else uuid.UUID(value)
+    if isinstance(column_type, DateTime):
+        return lambda value: None if value is None else datetime.fromisoformat(value)
+    return None
+
+
+CONVERTERS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
+    kind: [
+        (column.key, converter)
+        for column in table.c
+        if (converter := _converter(column)) is not None
+    ]
+    for kind, (table, _) in KINDS.items()
+}
+
+
+def from_json(kind: str, data: dict[str, Any]) -> Any:
+    for name, convert in CONVERTERS[kind]:
+        data[name] = convert(data.get(name))
+    return from_row(KINDS[kind][1], data)
+
+
 @dataclass(frozen=True)
 class ListArgs(Generic[A]):
     """A connection's arguments: filter, order and page, one batch per distinct value."""
@@ -99,11 +130,21 @@ class GroupedLoader(DataLoader[tuple[K, A], V]):
         super().__init__(load)
 
 
+def field_path(path: Any) -> tuple[str, ...]:
+    keys = []
+    while path is not None:
+        if isinstance(path.key, str):
+            keys.append(path.key)
+        path = path.prev
+    return tuple(keys)
+
+
 class Loaders:
     """The request's loaders; see the module docstring."""
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        self._scoped: dict[tuple[str, ...], Loaders] = {}
         self.fetch = context.fetch
         self.viewer_id = context.viewer_id
 
@@ -114,7 +155,7 @@ class Loaders:
         self.utterance_by_id = self._by_id(f.utterances, Utterance)
         self.edit_by_id = self._by_id(f.edits, Edit)
         self.api_call_by_id = self._by_id(f.api_calls, ApiCall)
-        self.kind_by_id = DataLoader(self._kind_by_id)
+        self.object_by_id = DataLoader(self._object_by_id)
 
         self.ancestors_by_node_id = DataLoader(self._ancestors_by_node_id)
         self.clusters_by_node_id = DataLoader(self._clusters_by_node_id)
@@ -156,6 +197,20 @@ class Loaders:
         )
         self.api_calls_count_by_conversation_id = self._counts(f.api_calls, "conversation_id")
 
+    def at(self, info: Any) -> Loaders:
+        """The loaders of one field of the query (its path without list indices).
+
+        Loads from different fields of a query arrive at moments that depend on when their
+        parents' rows came back, so a loader shared by all fields would batch them differently
+        from run to run. One set of loaders per field makes a query's statement count a function
+        of its shape: one statement per field and argument set.
+        """
+        key = field_path(info.path)
+        scoped = self._scoped.get(key)
+        if scoped is None:
+            scoped = self._scoped[key] = Loaders(self.context)
+        return scoped
+
     # -- visibility -------------------------------------------------------------------------
 
     def visible(self, table: Table) -> ColumnElement[bool]:
@@ -184,18 +239,26 @@ class Loaders:
 
         return DataLoader(load)
 
-    async def _kind_by_id(self, keys: list[RowId]) -> list[str | None]:
-        """Which table holds each id, in one UNION ALL over the seven tables."""
+    async def _object_by_id(self, keys: list[RowId]) -> list[Any]:
+        """Any object by id, whatever its table: one UNION ALL over the seven tables.
+
+        Each branch returns its rows as JSON (`to_jsonb`), converted back to Python values
+        column by column, so that objects of any mix of types cost one statement.
+        """
         parameter = literal(list(keys), UUIDS)
-        statement = union_all(
-            *(
-                select(literal(kind).label("kind"), table.c.id).where(
-                    table.c.id == func.any(parameter)
+        branches = []
+        for kind, (table, _) in KINDS.items():
+            row: Any = func.to_jsonb(table.table_valued())
+            if table is f.conversations:
+                row = row.op("-")(literal("tsv_search"))
+            branches.append(
+                select(literal(kind).label("kind"), table.c.id, row.label("row")).where(
+                    table.c.id == func.any(parameter), self.visible(table)
                 )
-                for kind, (table, _) in KINDS.items()
             )
-        )
-        found = {row.id: row.kind for row in await self.fetch(statement)}
+        found = {
+            row.id: from_json(row.kind, row.row) for row in await self.fetch(union_all(*branches))
+        }
         return [found.get(key) for key in keys]
 
     # -- to-many ----------------------------------------------------------------------------
@@ -244,7 +307,7 @@ class Loaders:
         # `&&` so that the GIN index on node_ids finds the clusters holding any of the nodes.
         rows = await self.fetch(
             select(table)
-            .where(table.c.node_ids.overlap(literal(list(keys), UUIDS)), self.visible(table))
+            .where(table.c.node_ids.op("&&")(literal(list(keys), UUIDS)), self.visible(table))
             .order_by(table.c.level, table.c.cluster_name, table.c.id)
         )
         found: dict[RowId, list[Cluster]] = {key: [] for key in keys}

@@ -11,6 +11,7 @@ import strawberry
 from graph.context import Context
 from graph.enums import DialogueType, RelationshipDirection
 from graph.filters import RelationshipFilter, any_of
+from graph.limits import ESTIMATED_SIZE
 from graph.relay import Node
 from graph.scalars import JSON
 
@@ -173,40 +174,47 @@ class ThreadNode(Node):
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
 
     @strawberry.field(description="The node one level up; null for a root node.")
     async def parent(self, info: Info) -> ThreadNode | None:
         if self.parent_id is None:
             return None
-        return await info.context.loaders.node_by_id.load(self.parent_id)
+        return await info.context.loaders.at(info).node_by_id.load(self.parent_id)
 
-    @strawberry.field(description="The nodes one level down, in sibling order.")
+    @strawberry.field(
+        description="The nodes one level down, in sibling order.", metadata={ESTIMATED_SIZE: 4}
+    )
     async def children(self, info: Info) -> list[ThreadNode]:
         if not self.children_ids:
             return []
-        found = await info.context.loaders.node_by_id.load_many(self.children_ids)
+        found = await info.context.loaders.at(info).node_by_id.load_many(self.children_ids)
         return [child for child in found if child is not None]
 
-    @strawberry.field(description="The parent, its parent and so on up to the root, nearest first.")
+    @strawberry.field(
+        description="The parent, its parent and so on up to the root, nearest first.",
+        metadata={ESTIMATED_SIZE: 5},
+    )
     async def ancestors(self, info: Info) -> list[ThreadNode]:
         if self.parent_id is None:
             return []
-        return await info.context.loaders.ancestors_by_node_id.load(self.id)
+        return await info.context.loaders.at(info).ancestors_by_node_id.load(self.id)
 
     @strawberry.field(description="The previous node in time.")
     async def predecessor(self, info: Info) -> ThreadNode | None:
         if self.predecessor_id is None:
             return None
-        return await info.context.loaders.node_by_id.load(self.predecessor_id)
+        return await info.context.loaders.at(info).node_by_id.load(self.predecessor_id)
 
     @strawberry.field(description="The next node in time.")
     async def successor(self, info: Info) -> ThreadNode | None:
         if self.successor_id is None:
             return None
-        return await info.context.loaders.node_by_id.load(self.successor_id)
+        return await info.context.loaders.at(info).node_by_id.load(self.successor_id)
 
-    @strawberry.field(description="The relationships from this node to others.")
+    @strawberry.field(
+        description="The relationships from this node to others.", metadata={ESTIMATED_SIZE: 10}
+    )
     async def outgoing(
         self,
         info: Info,
@@ -214,9 +222,12 @@ class ThreadNode(Node):
         min_strength: float | None = None,
     ) -> list[LazyRelationship]:
         key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
-        return await info.context.loaders.relationships_by_from_node_id.load((self.id, key))
+        loader = info.context.loaders.at(info).relationships_by_from_node_id
+        return await loader.load((self.id, key))
 
-    @strawberry.field(description="The relationships from other nodes to this one.")
+    @strawberry.field(
+        description="The relationships from other nodes to this one.", metadata={ESTIMATED_SIZE: 10}
+    )
     async def incoming(
         self,
         info: Info,
@@ -224,10 +235,11 @@ class ThreadNode(Node):
         min_strength: float | None = None,
     ) -> list[LazyRelationship]:
         key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
-        return await info.context.loaders.relationships_by_to_node_id.load((self.id, key))
+        return await info.context.loaders.at(info).relationships_by_to_node_id.load((self.id, key))
 
     @strawberry.field(
-        description="The node's relationships in the given direction: outgoing ones first."
+        description="The node's relationships in the given direction: outgoing ones first.",
+        metadata={ESTIMATED_SIZE: 20},
     )
     async def relationships(
         self,
@@ -237,7 +249,7 @@ class ThreadNode(Node):
         min_strength: float | None = None,
     ) -> list[LazyRelationship]:
         key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         found = []
         if direction is not RelationshipDirection.INCOMING:
             found += await loaders.relationships_by_from_node_id.load((self.id, key))
@@ -245,14 +257,21 @@ class ThreadNode(Node):
             found += await loaders.relationships_by_to_node_id.load((self.id, key))
         return found
 
-    @strawberry.field(description="The clusters this node is a member of.")
+    @strawberry.field(
+        description="The clusters this node is a member of.", metadata={ESTIMATED_SIZE: 5}
+    )
     async def clusters(self, info: Info) -> list[LazyCluster]:
-        return await info.context.loaders.clusters_by_node_id.load(self.id)
+        return await info.context.loaders.at(info).clusters_by_node_id.load(self.id)
 
-    @strawberry.field(description="The utterances assigned to this node, in sequence order.")
+    @strawberry.field(
+        description="The utterances assigned to this node, in sequence order.",
+        metadata={ESTIMATED_SIZE: 10},
+    )
     async def utterances(self, info: Info) -> list[LazyUtterance]:
-        return await info.context.loaders.utterances_by_node_id.load(self.id)
+        return await info.context.loaders.at(info).utterances_by_node_id.load(self.id)
 
-    @strawberry.field(description="The edits made to this node, newest first.")
+    @strawberry.field(
+        description="The edits made to this node, newest first.", metadata={ESTIMATED_SIZE: 10}
+    )
     async def edits(self, info: Info) -> list[LazyEdit]:
-        return await info.context.loaders.edits_by_node_id.load(self.id)
+        return await info.context.loaders.at(info).edits_by_node_id.load(self.id)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
@@ -37,23 +36,7 @@ CONVERSATION_ORDER_TYPES: dict[str, tuple[type, bool]] = {
 
 
 async def _refetch(info: Info, ids: list[uuid.UUID]) -> list[Node | None]:
-    loaders = info.context.loaders
-    kinds = await loaders.kind_by_id.load_many(ids)
-    by_kind: dict[str, Any] = {
-        "conversation": loaders.conversation_by_id,
-        "node": loaders.node_by_id,
-        "relationship": loaders.relationship_by_id,
-        "cluster": loaders.cluster_by_id,
-        "utterance": loaders.utterance_by_id,
-        "edit": loaders.edit_by_id,
-        "api_call": loaders.api_call_by_id,
-    }
-    pending: list[Any] = []
-    for object_id, kind in zip(ids, kinds, strict=True):
-        pending.append(None if kind is None else by_kind[kind].load(object_id))
-    awaited = await asyncio.gather(*(item for item in pending if item is not None))
-    results = iter(awaited)
-    return [None if item is None else next(results) for item in pending]
+    return await info.context.loaders.at(info).object_by_id.load_many(ids)
 
 
 @strawberry.type
@@ -77,7 +60,7 @@ class Query:
 
     @strawberry.field(description="A conversation by id; null when missing or not visible to you.")
     async def conversation(self, info: Info, id: strawberry.ID) -> Conversation | None:
-        return await info.context.loaders.conversation_by_id.load(parse_uuid(id))
+        return await info.context.loaders.at(info).conversation_by_id.load(parse_uuid(id))
 
     @strawberry.field(
         description="The conversations you may read, soft-deleted ones left out; newest first by"
@@ -101,7 +84,7 @@ class Query:
         direction: Direction = Direction.DESC,
     ) -> Connection[Conversation]:
         python_type, nullable = CONVERSATION_ORDER_TYPES[order_by.value]
-        loaders = info.context.loaders
+        loaders = info.context.loaders.at(info)
         return await _page(
             info,
             None,

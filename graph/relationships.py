@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
+from graph.limits import ESTIMATED_SIZE
 from graph.relay import Node
 
 if TYPE_CHECKING:
@@ -47,19 +48,23 @@ class Relationship(Node):
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
 
     @strawberry.field
     async def from_node(self, info: Info) -> LazyNode | None:
-        return await info.context.loaders.node_by_id.load(self.from_node_id)
+        return await info.context.loaders.at(info).node_by_id.load(self.from_node_id)
 
     @strawberry.field
     async def to_node(self, info: Info) -> LazyNode | None:
-        return await info.context.loaders.node_by_id.load(self.to_node_id)
+        return await info.context.loaders.at(info).node_by_id.load(self.to_node_id)
 
-    @strawberry.field(description="The utterances that support the relationship, in list order.")
+    @strawberry.field(
+        description="The utterances that support the relationship, in list order.",
+        metadata={ESTIMATED_SIZE: 5},
+    )
     async def supporting_utterances(self, info: Info) -> list[LazyUtterance]:
         if not self.supporting_utterance_ids:
             return []
-        found = await info.context.loaders.utterance_by_id.load_many(self.supporting_utterance_ids)
+        loader = info.context.loaders.at(info).utterance_by_id
+        found = await loader.load_many(self.supporting_utterance_ids)
         return [utterance for utterance in found if utterance is not None]

@@ -53,10 +53,10 @@ class Utterance(Node):
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.conversation_by_id.load(self.conversation_id)
+        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
 
     @strawberry.field(description="The node the utterance is assigned to.")
     async def node(self, info: Info) -> LazyNode | None:
         if self.node_id is None:
             return None
-        return await info.context.loaders.node_by_id.load(self.node_id)
+        return await info.context.loaders.at(info).node_by_id.load(self.node_id)

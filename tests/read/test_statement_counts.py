@@ -1,0 +1,87 @@
+"""How many SQL statements a query costs depends on its shape, never on how many rows it returns.
+
+Each representative query runs on the 10-node and on the 1,000-node conversation; both must cost
+exactly the expected number of statements (`extensions.sqlStatements`, counted by the engine's
+`before_cursor_execute`). Loaders are per field (`Loaders.at`), so the count is one statement per
+list or reference field and argument set, plus one `count(*)` per selected `totalCount`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.read import documents
+
+COUNTS = {
+    # conversation; nodes page, nodes totalCount; outgoing
+    "canvas": (documents.CANVAS, 1 + 2 + 1),
+    # conversation; rootNodes; children at levels 2, 3, 4, 5; at the bottom: conversation,
+    # parent, predecessor, successor, ancestors (one recursive CTE), clusters, utterances,
+    # outgoing and its toNode
+    "deep": (documents.DEEP, 1 + 1 + 4 + 9),
+    # conversation; utterances page + count, their node, their conversation; relationships page
+    # + count, fromNode, toNode, supportingUtterances; edits page + count, target (one UNION
+    # ALL), conversation; apiCalls page + count, conversation; clusters, parent, children, nodes
+    "lists": (documents.LISTS, 1 + 4 + 5 + 4 + 3 + 4),
+    # conversation; nodes page + count; relationships in both directions (from, to); bookmarks
+    # page + count; utterances by speaker page + count
+    "filtered": (documents.FILTERED, 1 + 2 + 2 + 2 + 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+async def test_statement_count_does_not_depend_on_size(graphql, conversations, name):
+    document, expected = COUNTS[name]
+    small = await graphql(document, id=str(conversations.small))
+    large = await graphql(document, id=str(conversations.large))
+    assert not small.errors and not large.errors, (small.errors, large.errors)
+    assert (small.statements, large.statements) == (expected, expected)
+
+
+async def _one_of_each(db, conversation_id: uuid.UUID) -> list[str]:
+    ids = [conversation_id]
+    for table in ("nodes", "relationships", "clusters", "utterances", "edits_log", "api_calls_log"):
+        ids += await db.fetchval(
+            f"SELECT array_agg(id) FROM (SELECT id FROM {table} WHERE conversation_id = $1"
+            " ORDER BY id LIMIT 3) AS picked",
+            conversation_id,
+        )
+    return [str(value) for value in ids] + [str(uuid.uuid4())]
+
+
+async def test_refetch_costs_one_statement_for_any_mix_of_types(graphql, conversations, db):
+    results = []
+    for conversation_id in (conversations.small, conversations.large):
+        ids = await _one_of_each(db, conversation_id)
+        response = await graphql(documents.REFETCH, ids=ids)
+        assert not response.errors, response.errors
+        found = response.data["nodes"]
+        assert [item and item["id"] for item in found] == [*ids[:-1], None]
+        assert {item["__typename"] for item in found if item} == {
+            "Conversation",
+            "ThreadNode",
+            "Relationship",
+            "Cluster",
+            "Utterance",
+            "Edit",
+            "ApiCall",
+        }
+        results.append(response.statements)
+    # the UNION ALL lookup; then: `conversation` (of nodes and of API calls: one field of the
+    # response, one batch), relationship fromNode, cluster nodes, utterance node, edit target
+    assert results == [1 + 5, 1 + 5]
+
+
+async def test_conversations_list_costs_the_same_for_any_page_size(graphql, conversations):
+    counts = []
+    for first in (1, 3, 50):
+        response = await graphql(documents.CONVERSATIONS, first=first)
+        assert not response.errors, response.errors
+        assert len(response.data["conversations"]["nodes"]) == min(
+            first, response.data["conversations"]["totalCount"]
+        )
+        counts.append(response.statements)
+    # conversations page + count; each one's nodes page + count
+    assert counts == [4, 4, 4]
