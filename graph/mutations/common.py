@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.errors import (
     ErrorCode,
+    Forbidden,
     InvalidInput,
     MutationError,
     UserFacingError,
@@ -69,14 +70,21 @@ async def run_mutation(
     *,
     comment: str | None = None,
     confidence: float | None = None,
+    anonymous: bool = False,
 ) -> T | MutationError:
-    """Runs `action` in its own transaction and turns expected failures into union members."""
+    """Runs `action` in its own transaction and turns expected failures into union members.
+
+    Writes need a signed-in user; `anonymous=True` lets a read through without one."""
+    viewer_id = info.context.viewer_id
     try:
+        if viewer_id is None and not anonymous:
+            raise Forbidden("Sign in to make changes.")
         check_text(comment, "comment")
         check_unit_interval(confidence, "confidence")
     except UserFacingError as error:
         return to_graphql(error)
-    actor = Actor(user_id=info.context.viewer_id, comment=comment, confidence=confidence)
+    # An anonymous read (the only way to get here without a viewer) never uses the actor's id.
+    actor = Actor(user_id=viewer_id or "", comment=comment, confidence=confidence)
     async with write_session(info) as session:
         try:
             result = await action(session, actor)

@@ -83,7 +83,7 @@ class EditsQuery:
         async def action(session, actor):
             rows = await edits.list_edits(
                 session,
-                actor.user_id,
+                info.context.viewer_id,
                 parse_id(conversation_id, "conversationId"),
                 target_id=parse_optional_id(target_id, "targetId"),
                 target_type=target_type,
@@ -91,7 +91,7 @@ class EditsQuery:
             )
             return EditsPage(edits=[edit_out(row) for row in rows])
 
-        return await run_mutation(info, action)
+        return await run_mutation(info, action, anonymous=True)
 
 
 @strawberry.type

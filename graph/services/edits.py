@@ -77,7 +77,7 @@ MAX_PAGE = 1_000
 
 async def list_edits(
     session: AsyncSession,
-    viewer_id: str,
+    viewer_id: str | None,
     conversation_id: uuid.UUID,
     *,
     target_id: uuid.UUID | None = None,
