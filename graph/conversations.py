@@ -76,6 +76,13 @@ def _participants(root: Conversation) -> list[Participant | None] | None:
     return None if raw is None else [_shaped(Participant, item) for item in raw]
 
 
+def _shared_with(root: Conversation, info: Info) -> list[str] | None:
+    # security: who else may read a conversation is its owner's business only.
+    if info.context.viewer_id is None or info.context.viewer_id != root.owner_id:
+        return None
+    return root.__dict__.get("shared_with")
+
+
 def _goals(root: Conversation) -> list[Goal | None] | None:
     raw = root.__dict__.get("goals")
     return None if raw is None else [_shaped(Goal, item) for item in raw]
@@ -159,7 +166,9 @@ class Conversation(Node):
     owner_id: str
     visibility: Visibility | None
     shared_with: list[str] | None = strawberry.field(
-        description="User ids that may read it when `visibility` is SHARED."
+        resolver=_shared_with,
+        description="User ids that may read it when `visibility` is SHARED; null for anyone"
+        " but the owner.",
     )
     total_utterances: int | None
     total_words: int | None = strawberry.field(

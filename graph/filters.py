@@ -35,6 +35,8 @@ class ConversationFilter:
     def conditions(self) -> list[ColumnElement[bool]]:
         table = conversations
         where: list[ColumnElement[bool]] = []
+        if not self.include_deleted:
+            where.append(table.c.deleted_at.is_(None))
         if self.owner_id is not None:
             where.append(table.c.owner_id == self.owner_id)
         if self.conversation_types is not None:

@@ -214,10 +214,17 @@ class Loaders:
     # -- visibility -------------------------------------------------------------------------
 
     def visible(self, table: Table) -> ColumnElement[bool]:
-        """Rows of `table` the viewer may read: those of conversations visible to them."""
+        """Rows of `table` the viewer may read: those of conversations visible to them.
+
+        security: the owner's soft-deleted conversations pass here, so that a conversation the
+        owner asked for explicitly can be traversed; the root fields leave them out unless asked
+        (`ConversationFilter.include_deleted`, `graph.queries`). Nobody else ever sees them.
+        """
         if table is f.conversations:
-            return visible_to(self.viewer_id)
-        return table.c.conversation_id.in_(visible_conversation_ids(self.viewer_id))
+            return visible_to(self.viewer_id, include_deleted=True)
+        return table.c.conversation_id.in_(
+            visible_conversation_ids(self.viewer_id, include_deleted=True)
+        )
 
     # -- by id ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -36,7 +36,16 @@ CONVERSATION_ORDER_TYPES: dict[str, tuple[type, bool]] = {
 
 
 async def _refetch(info: Info, ids: list[uuid.UUID]) -> list[Node | None]:
-    return await info.context.loaders.at(info).object_by_id.load_many(ids)
+    found = await info.context.loaders.at(info).object_by_id.load_many(ids)
+    return [_live(item) for item in found]
+
+
+def _live(item: Any, include_deleted: bool = False) -> Any:
+    """security: a soft-deleted conversation is found only when its owner asks for it explicitly
+    (the loaders let it through for the owner alone)."""
+    if isinstance(item, Conversation) and item.deleted_at is not None and not include_deleted:
+        return None
+    return item
 
 
 @strawberry.type
@@ -59,8 +68,19 @@ class Query:
         return await _refetch(info, parsed)
 
     @strawberry.field(description="A conversation by id; null when missing or not visible to you.")
-    async def conversation(self, info: Info, id: strawberry.ID) -> Conversation | None:
-        return await info.context.loaders.at(info).conversation_by_id.load(parse_uuid(id))
+    async def conversation(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        include_deleted: Annotated[
+            bool,
+            strawberry.argument(
+                description="Also find it when soft-deleted (only its owner ever does)."
+            ),
+        ] = False,
+    ) -> Conversation | None:
+        found = await info.context.loaders.at(info).conversation_by_id.load(parse_uuid(id))
+        return _live(found, include_deleted)
 
     @strawberry.field(
         description="The conversations you may read, soft-deleted ones left out; newest first by"
@@ -82,6 +102,13 @@ class Query:
         ] = None,
         order_by: ConversationOrderField = ConversationOrderField.STARTED_AT,
         direction: Direction = Direction.DESC,
+        include_deleted: Annotated[
+            bool,
+            strawberry.argument(
+                description="Also list your own soft-deleted conversations (nobody else's are"
+                " ever listed)."
+            ),
+        ] = False,
     ) -> Connection[Conversation]:
         python_type, nullable = CONVERSATION_ORDER_TYPES[order_by.value]
         loaders = info.context.loaders.at(info)
@@ -96,6 +123,7 @@ class Query:
                 source_types=any_of(source_type),
                 started_after=started_after,
                 started_before=started_before,
+                include_deleted=include_deleted,
             ),
             Ordering(order_by.value, python_type, nullable, direction),
             first,
