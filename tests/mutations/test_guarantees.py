@@ -519,6 +519,7 @@ async def test_import_validation(gql) -> None:
             "toNodeId",
             "INVALID",
         ),
+        ({"clusters": [{"id": "c", "clusterName": "no level"}]}, "level", "REQUIRED"),
     ]
     for change, field, code in cases:
         result = payload(
