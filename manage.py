@@ -3,6 +3,7 @@
 
     python3 manage.py serve   # the GraphQL API on http://127.0.0.1:8000/graphql
     python3 manage.py test    # lint, type-check and every test
+    python3 manage.py bench   # the benchmark (see README); --help for its options
 
 Either sets up a virtual environment in .venv on first use (and again whenever pyproject.toml
 changes), then runs inside it. Only the standard library is used before that point.
@@ -56,6 +57,10 @@ def serve(arguments: list[str]) -> int:
     return run(str(PYTHON), "-m", "graph.serve", *arguments)
 
 
+def bench(arguments: list[str]) -> int:
+    return run(str(PYTHON), "-m", "bench", *arguments)
+
+
 def test(arguments: list[str]) -> int:
     checks = [
         (str(BIN / "ruff"), "check", "."),
@@ -70,7 +75,7 @@ def test(arguments: list[str]) -> int:
 
 
 def main() -> int:
-    commands = {"serve": serve, "test": test}
+    commands = {"serve": serve, "test": test, "bench": bench}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
