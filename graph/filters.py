@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func
+from sqlalchemy import ColumnElement, Integer, Table, func, literal
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from db.models import ApiCall, Cluster, Conversation, Edit, Node, Relationship, Utterance
 
@@ -71,7 +72,8 @@ class NodeFilter:
             where.append(table.c.level.in_(self.level))
         if self.zoom_level_visible is not None:
             # `@>` so that the GIN index on zoom_level_visible can serve it.
-            where.append(table.c.zoom_level_visible.contains([self.zoom_level_visible]))
+            zoom = literal([self.zoom_level_visible], ARRAY(Integer))
+            where.append(table.c.zoom_level_visible.op("@>")(zoom))
         if self.node_type is not None:
             where.append(table.c.node_type.in_(self.node_type))
         for flag in ("is_bookmark", "is_tangent", "is_crux", "is_contextual_progress"):
