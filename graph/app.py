@@ -11,6 +11,7 @@ is created by the app's lifespan, once, and disposed of when the server stops.
 from __future__ import annotations
 
 import contextvars
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -181,12 +182,25 @@ def middleware_for(settings: Settings) -> list[Middleware]:
     return [*security_middleware(settings, Authenticator(settings))]
 
 
+def tune_garbage_collection() -> None:
+    """Fewer, cheaper collections while a large graph is being built.
+
+    A 1,000-node canvas allocates some 10^6 short-lived objects; at CPython's default threshold
+    of 700 that is over a thousand young-generation collections, and the older ones rescan every
+    module-level object. Freezing what exists at start-up takes those out of every scan.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     database = Database()
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        tune_garbage_collection()
         engine = create_engine(settings=settings)
         if settings.debug_sql_count:
             count_statements(engine)
