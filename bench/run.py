@@ -319,7 +319,8 @@ async def measure(
                 minimum=concurrency,
             )
             figures.peak_rss_mb[f"c{concurrency}"] = server.peak_rss_mb()
-            figures.throughput[f"c{concurrency}"] = round(len(done) / elapsed, 2)
+            # successes only: a request refused or timed out fast is no throughput
+            figures.throughput[f"c{concurrency}"] = round((len(done) - errors) / elapsed, 2)
             figures.throughput_errors[f"c{concurrency}"] = errors
             figures.first_error = figures.first_error or first_error
 
