@@ -180,7 +180,8 @@ def _from_json(python_type: type, value: Any) -> Any:
     if python_type is float:
         return float(value)
     if python_type is int:
-        if not isinstance(value, int):
+        # Outside int4 the database would refuse the parameter; that is a bad cursor, not a bug.
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**31) <= value < 2**31:
             raise ValueError(value)
         return value
     if not isinstance(value, str):

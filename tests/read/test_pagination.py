@@ -128,6 +128,12 @@ async def test_nested_connection_gives_every_parent_its_own_page(graphql, conver
         ("first: -1", "`first` must not be negative."),
         ('after: "bm90LWEtY3Vyc29y"', "`after` is not a cursor of this list"),
         ('after: "%%%"', "`after` is not a cursor of this list"),
+        # a well-formed cursor whose sequence number no int4 column can hold
+        (
+            'orderBy: LEVEL, after: "WyJsZXZlbCIsIDk5OTk5OTk5OTk5OSwgIjAwMDAwMDAwLTAwMDAtMDAwMC0w'
+            'MDAwLTAwMDAwMDAwMDAwMCJd"',
+            "`after` is not a cursor of this list",
+        ),
     ],
 )
 async def test_bad_page_arguments_are_clear_errors(graphql, conversations, arguments, message):
