@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from graph.api_calls import ApiCall
@@ -39,7 +40,13 @@ def create_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
     return strawberry.Schema(
-        query=Query, mutation=Mutation, types=NODE_TYPES, extensions=list(extensions)
+        query=Query,
+        mutation=Mutation,
+        types=NODE_TYPES,
+        extensions=list(extensions),
+        # security: batched requests (a JSON array of operations) are accepted; the view caps
+        # them at LCT_MAX_OPERATIONS (graph.http.SecureGraphQL) before this ceiling applies.
+        config=StrawberryConfig(batching_config={"max_operations": 1000}),
     )
 
 
