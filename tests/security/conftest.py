@@ -141,6 +141,8 @@ async def world(security_database: URL) -> World:
                 assert found, f"the generated {name} conversation has no {table}"
                 world.rows[name][kind] = found[0]
                 world.all_ids[name].update(str(item) for item in found)
+                if kind == "ThreadNode":
+                    world.rows[name]["ThreadNode2"] = found[1]
         await _cross_references(connection, world)
         return world
     finally:
