@@ -20,6 +20,8 @@ from tests.mutations import documents
 from tests.security.conftest import OTHER, OWNER, SHARED, Ask, World, can_read
 
 STALE = "2001-01-01T00:00:00+00:00"
+# Writes their own conversations, so kept out of the read matrix's users.
+NEWCOMER = "dave"
 Rows = dict[str, uuid.UUID]
 Case = tuple[str, str, Callable[[Rows], dict[str, Any]]]
 
@@ -217,21 +219,21 @@ query($id: ID!) {
 async def test_the_acting_user_is_the_token_subject(ask: Ask, world: World) -> None:
     created = await ask(
         CREATE,
-        as_=OTHER,
-        input={"conversationName": "carol's", "conversationType": "chat", "sourceType": "app"},
+        as_=NEWCOMER,
+        input={"conversationName": "dave's", "conversationType": "chat", "sourceType": "app"},
     )
-    assert created.data["createConversation"]["conversation"]["ownerId"] == OTHER
+    assert created.data["createConversation"]["conversation"]["ownerId"] == NEWCOMER
 
     exported = await ask(
-        EXPORT_DOCUMENT, as_=OTHER, id=created.data["createConversation"]["conversation"]["id"]
+        EXPORT_DOCUMENT, as_=NEWCOMER, id=created.data["createConversation"]["conversation"]["id"]
     )
     document = exported.data["conversationExport"]["document"]
     document["conversation"]["ownerId"] = OWNER  # an attempt to plant it on alice
     document["conversation"]["owner_id"] = OWNER
-    imported = await ask(IMPORT, as_=OTHER, document=document)
+    imported = await ask(IMPORT, as_=NEWCOMER, document=document)
     result = imported.data["importConversation"]
     assert result["__typename"] == "ImportConversationPayload", result
-    assert result["conversation"]["ownerId"] == OTHER
+    assert result["conversation"]["ownerId"] == NEWCOMER
 
     node_id = str(world.rows["public"]["ThreadNode2"])
     node = (await ask(NODE, as_=OWNER, id=node_id)).data["node"]
