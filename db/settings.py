@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         default=False,
         description="Report each operation's SQL statement count in `extensions.sqlStatements`.",
     )
+    render_in_database: bool = Field(
+        default=True,
+        description="Let PostgreSQL render list items as JSON when it can (graph/rendering.py).",
+    )
 
     # Authentication (graph/auth.py). None of the three key settings: local development mode.
     jwt_secret: str | None = Field(default=None, description="HS256 shared secret.")
