@@ -177,9 +177,16 @@ async def check_utterances(
 
 
 async def _claim_utterances(
-    session: AsyncSession, node_id: uuid.UUID, old: list[uuid.UUID], new: list[uuid.UUID]
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    node_id: uuid.UUID,
+    old: list[uuid.UUID],
+    new: list[uuid.UUID],
 ) -> None:
-    """`utterances.node_id` follows the node's `utterance_ids`."""
+    """`utterances.node_id` follows the node's `utterance_ids`, and an utterance belongs to one
+    node: claiming it takes it out of any other node's `utterance_ids` (a logged correction of
+    that node)."""
     dropped = [item for item in old if item not in new]
     if dropped:
         await session.execute(
@@ -188,11 +195,40 @@ async def _claim_utterances(
             .values(node_id=None),
             execution_options=NO_SYNC,
         )
-    if new:
+    if not new:
+        return
+    losers = (
         await session.execute(
-            update(Utterance).where(Utterance.id.in_(new)).values(node_id=node_id),
+            select(Node.id, Node.utterance_ids)
+            .where(
+                Node.conversation_id == conversation_id,
+                Node.id != node_id,
+                Node.utterance_ids.op("&&")(hierarchy.uuid_array(new)),
+            )
+            .order_by(Node.id)
+            .with_for_update()
+        )
+    ).all()
+    for loser_id, listed in losers:
+        kept = [item for item in listed or [] if item not in new]
+        await session.execute(
+            update(Node).where(Node.id == loser_id).values(utterance_ids=kept),
             execution_options=NO_SYNC,
         )
+        edits.record(
+            session,
+            actor,
+            conversation_id=conversation_id,
+            target_type="node",
+            target_id=loser_id,
+            field_name="utterance_ids",
+            old=listed,
+            new=kept,
+        )
+    await session.execute(
+        update(Utterance).where(Utterance.id.in_(new)).values(node_id=node_id),
+        execution_options=NO_SYNC,
+    )
 
 
 async def _link_after(
@@ -302,7 +338,9 @@ async def create_node(
     if parent_id is not None:
         await hierarchy.attach(session, Node, "children_ids", parent_id, [node.id])
     await _link_after(session, node, predecessor, successor_id)
-    await _claim_utterances(session, node.id, [], values.get("utterance_ids") or [])
+    await _claim_utterances(
+        session, actor, conversation.id, node.id, [], values.get("utterance_ids") or []
+    )
     conversation.total_nodes = (conversation.total_nodes or 0) + 1
     await session.flush()
     node = await reload(session, node.id)
@@ -347,7 +385,9 @@ async def update_node(
     if "utterance_ids" in values:
         new_utterances = values["utterance_ids"] or []
         await check_utterances(session, conversation.id, new_utterances, "utteranceIds")
-        await _claim_utterances(session, node.id, node.utterance_ids or [], new_utterances)
+        await _claim_utterances(
+            session, actor, conversation.id, node.id, node.utterance_ids or [], new_utterances
+        )
     for key, value in values.items():
         old = getattr(node, key)
         if old != value:
@@ -654,7 +694,7 @@ async def merge_nodes(
     await session.execute(
         update(Node).where(Node.id == keep.id).values(merged), execution_options=NO_SYNC
     )
-    await _claim_utterances(session, keep.id, [], merged["utterance_ids"])
+    await _claim_utterances(session, actor, conversation.id, keep.id, [], merged["utterance_ids"])
     await session.flush()
     kept = await reload(session, keep.id)
     edits.record(
@@ -764,13 +804,13 @@ async def split_node(
         .values(node_ids=func.array_append(Cluster.node_ids, new_node.id)),
         execution_options=NO_SYNC,
     )
-    await _claim_utterances(session, new_node.id, [], moving)
     await session.execute(
         update(Node)
         .where(Node.id == node.id)
         .values(utterance_ids=remaining, **span(remaining), **kept_values),
         execution_options=NO_SYNC,
     )
+    await _claim_utterances(session, actor, conversation.id, new_node.id, [], moving)
     conversation.total_nodes = (conversation.total_nodes or 0) + 1
     await session.flush()
     original, created = await reload(session, node.id), await reload(session, new_node.id)

@@ -73,6 +73,11 @@ async def violations(
             utterance = utterances.get(utterance_id)
             if utterance is None or utterance["conversation_id"] != node["conversation_id"]:
                 problems.append(f"node {node_id}: utterance_ids lists {utterance_id}, not its own")
+            elif utterance["node_id"] != node_id:
+                problems.append(
+                    f"node {node_id}: utterance_ids lists {utterance_id}, "
+                    f"whose node_id is {utterance['node_id']}"
+                )
     for cluster_id, cluster in clusters.items():
         members = cluster["node_ids"] or []
         if len(set(members)) != len(members):
@@ -90,6 +95,10 @@ async def violations(
             or nodes[node_id]["conversation_id"] != utterance["conversation_id"]
         ):
             problems.append(f"utterance {utterance_id}: node_id {node_id} is not a node of its own")
+        elif node_id is not None and utterance_id not in (nodes[node_id]["utterance_ids"] or []):
+            problems.append(
+                f"utterance {utterance_id}: node_id {node_id}, whose utterance_ids lacks it"
+            )
     for relationship in relationships:
         for end in ("from_node_id", "to_node_id"):
             node = nodes.get(relationship[end])

@@ -434,6 +434,44 @@ async def test_merge_and_split(gql, database) -> None:
         )
 
 
+async def test_claiming_an_utterance_takes_it_from_its_node(gql, database) -> None:
+    """An utterance belongs to one node: `nodes.utterance_ids` and `utterances.node_id` agree
+    after createNode and updateNode take it from the node that had it."""
+    conversation = await new_conversation(gql)
+    ids = [row["id"] for row in await append(gql, conversation["id"], "a", "b", "c")]
+    first = await new_node(gql, conversation["id"], "first", utteranceIds=ids)
+    second = await new_node(gql, conversation["id"], "second", utteranceIds=ids[1:2])
+    assert (await node_row(database, first["id"]))["utterance_ids"] == [
+        uuid.UUID(ids[0]),
+        uuid.UUID(ids[2]),
+    ]
+    assert await database.fetchval(
+        "SELECT node_id FROM utterances WHERE id = $1", uuid.UUID(ids[1])
+    ) == uuid.UUID(second["id"])
+    logged = await database.fetchrow(
+        "SELECT field_name, user_id FROM edits_log WHERE target_id = $1 "
+        "AND edit_type = 'correction'",
+        uuid.UUID(first["id"]),
+    )
+    assert tuple(logged) == ("utterance_ids", VIEWER)
+    assert await violations(database, [conversation["id"]]) == []
+    now = await node_row(database, first["id"])
+    back = payload(
+        await gql(
+            documents.UPDATE_NODE,
+            input={
+                "id": first["id"],
+                "expectedUpdatedAt": now["updated_at"].isoformat(),
+                "utteranceIds": ids,
+            },
+        ),
+        "updateNode",
+    )
+    assert back["node"]["utteranceIds"] == ids
+    assert (await node_row(database, second["id"]))["utterance_ids"] == []
+    assert await violations(database, [conversation["id"]]) == []
+
+
 async def test_relationships(gql, database) -> None:
     conversation = await new_conversation(gql)
     one = await new_node(gql, conversation["id"], "one")

@@ -839,14 +839,16 @@ async def test_invariants_hold_after_a_random_edit_session(gql, database) -> Non
 
 
 async def test_the_audit_can_fail(gql, database) -> None:
-    """The invariant audit above is not vacuous: a child missing from its parent's array and a
-    wrong counter are both reported."""
+    """The invariant audit above is not vacuous: a child missing from its parent's array, a
+    wrong counter and an utterance whose node does not list it are all reported."""
     conversation = await new_conversation(gql)
-    parent = await new_node(gql, conversation["id"], "parent")
+    (utterance,) = await append(gql, conversation["id"], "said")
+    parent = await new_node(gql, conversation["id"], "parent", utteranceIds=[utterance["id"]])
     child = await new_node(gql, conversation["id"], "child", parentId=parent["id"])
     assert await violations(database, [conversation["id"]]) == []
     await database.execute(
-        "UPDATE nodes SET children_ids = '{}' WHERE id = $1", uuid.UUID(parent["id"])
+        "UPDATE nodes SET children_ids = '{}', utterance_ids = '{}' WHERE id = $1",
+        uuid.UUID(parent["id"]),
     )
     await database.execute(
         "UPDATE conversations SET total_nodes = 7 WHERE id = $1", uuid.UUID(conversation["id"])
@@ -856,6 +858,21 @@ async def test_the_audit_can_fail(gql, database) -> None:
         child["id"] in problem and "missing from its parent" in problem for problem in problems
     )
     assert any("total_nodes is 7" in problem for problem in problems)
+    assert any(
+        utterance["id"] in problem and "utterance_ids lacks it" in problem for problem in problems
+    )
+    await database.execute(
+        "UPDATE utterances SET node_id = NULL WHERE id = $1", uuid.UUID(utterance["id"])
+    )
+    await database.execute(
+        "UPDATE nodes SET utterance_ids = $2 WHERE id = $1",
+        uuid.UUID(child["id"]),
+        [uuid.UUID(utterance["id"])],
+    )
+    problems = await violations(database, [conversation["id"]])
+    assert any(
+        child["id"] in problem and "whose node_id is None" in problem for problem in problems
+    )
 
 
 async def test_concurrent_writers_keep_the_invariants(
