@@ -5,8 +5,10 @@ the `id` of every utterance, node, relationship, cluster and edit is a reference
 (the export writes the stored UUIDs). On import every reference is remapped to a fresh UUID,
 consistently in every field that points at it, so a document can be imported next to the
 conversation it came from, or twice; with `preserve_ids` the references must be UUIDs and are kept
-(restoring a purged conversation). Ids that point outside the conversation (chunks, threads,
-claims) are kept as they are. Counters are recomputed, never trusted from the document.
+(restoring a purged conversation), and a document holding an id already stored anywhere is refused
+whole, with one answer that does not depend on whose row holds the id (see `_refuse_taken_ids`).
+Ids that point outside the conversation (chunks, threads, claims) are kept as they are. Counters
+are recomputed, never trusted from the document.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from sqlalchemy import (
     Float,
     Integer,
     Text,
+    any_,
     bindparam,
+    exists,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Cluster, Conversation, Edit, Node, Relationship, Utterance
+from db.models import ApiCall, Cluster, Conversation, Edit, Node, Relationship, Utterance
 from graph.errors import ErrorCode, InvalidInput, camel
 from graph.services.common import Actor, check_text, lock_conversation, snapshot, word_count
 from graph.services.conversations import _check_conversation
@@ -38,6 +43,10 @@ from graph.services.conversations import _check_conversation
 FORMAT = "lct-graph.conversation"
 VERSION = 1
 MAX_ROWS = 200_000
+ID_TAKEN = (
+    "An id in this document is already in use. Import it without preserveIds to store it under"
+    " fresh ids."
+)
 
 CONVERSATION_SKIP = {
     "id",
@@ -311,6 +320,8 @@ async def import_conversation(
         if preserve_ids and meta.get("id")
         else uuid.uuid4()
     )
+    if preserve_ids:
+        await _refuse_taken_ids(session, [conversation_id, *reader.everything.values()])
     utterances = rows["utterances"]
     conversation = Conversation(
         id=conversation_id,
@@ -365,6 +376,24 @@ async def import_conversation(
     await session.flush()
     mapping = {reference: value for reference, value in reader.everything.items()}
     return conversation, mapping
+
+
+async def _refuse_taken_ids(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """Refuses the import when any of `ids` is already stored, in any table of any conversation.
+
+    Left to the primary keys, a clash surfaced at whichever insert hit it, and an id taken in
+    another table (an utterance's id given to a node) went through. Checked here in one statement,
+    whoever owns the row, visible to the caller or not, deleted or not, and answered without naming
+    the id: the same answer and statement count for an id of the caller's own conversation and one
+    of a stranger's private conversation. That some row somewhere holds the id stays observable;
+    that is what choosing one's own ids means."""
+    candidates = bindparam("ids", ids, type_=ARRAY(UUID(as_uuid=True)))
+    tables = (Conversation, Utterance, Node, Relationship, Cluster, Edit, ApiCall)
+    taken = await session.scalar(
+        select(or_(*(exists().where(table.id == any_(candidates)) for table in tables)))
+    )
+    if taken:
+        raise InvalidInput(ID_TAKEN, field="document", code=ErrorCode.DUPLICATE)
 
 
 def _fill_required(section: str, row: dict[str, Any]) -> None:
