@@ -60,7 +60,8 @@ def count_statements(engine: AsyncEngine) -> None:
 
 
 class StatementCountExtension(SchemaExtension):
-    """Reports `extensions.sqlStatements`: how many SQL statements the operation ran."""
+    """Reports `extensions.sqlStatements`, how many SQL statements the operation ran, and
+    `extensions.renderedLists`, how many of its lists PostgreSQL rendered (graph/rendering.py)."""
 
     def on_operation(self) -> Iterator[None]:
         self.counter = StatementCount()
@@ -68,7 +69,9 @@ class StatementCountExtension(SchemaExtension):
         yield
 
     def get_results(self) -> dict[str, Any]:
-        return {"sqlStatements": self.counter.value}
+        context = self.execution_context.context
+        rendered = context.rendered_lists if isinstance(context, Context) else 0
+        return {"sqlStatements": self.counter.value, "renderedLists": rendered}
 
 
 @dataclass

@@ -32,6 +32,8 @@ class Context:
     viewer_id: str | None
     loaders: Loaders = field(init=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # how many lists PostgreSQL rendered (graph.rendering), reported with LCT_DEBUG_SQL_COUNT
+    rendered_lists: int = 0
     _session: AsyncSession | None = None
 
     def __post_init__(self) -> None:

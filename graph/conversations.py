@@ -22,6 +22,7 @@ from graph.filters import (
 from graph.limits import ESTIMATED_SIZE
 from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
 from graph.relay import Node
+from graph.rendering import connection_items_plan
 from graph.scalars import JSON
 
 if TYPE_CHECKING:
@@ -369,7 +370,10 @@ async def _page(
     from graph.loaders import ListArgs
 
     page = page_request(info.context.settings, first, after, order)
-    result = await pages.load((parent, ListArgs(list_filter, order, page)))
+    plan = connection_items_plan(info)
+    if plan is not None:
+        info.context.rendered_lists += 1
+    result = await pages.load((parent, ListArgs(list_filter, order, page, plan)))
 
     async def count() -> int:
         return await counts.load((parent, list_filter))

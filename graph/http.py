@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.middleware import Middleware
@@ -331,6 +332,10 @@ class SecureGraphQL(GraphQL[Any, Any]):
             else:
                 response = error_response(error.status_code, error.reason, _code_for(error))
         await response(scope, receive, send)
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson: fast, and it splices the fragments PostgreSQL rendered (graph/rendering.py)
+        return orjson.dumps(data)
 
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol

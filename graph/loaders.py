@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    FromClause,
     Integer,
     Table,
     func,
@@ -47,6 +48,7 @@ from graph.pagination import Ordering, Page, PageRequest, fetch_counts, fetch_pa
 from graph.permissions import visible_conversation_ids, visible_to
 from graph.relationships import Relationship
 from graph.relay import from_row
+from graph.rendering import Plan, Rendered, render
 from graph.utterances import Utterance
 
 if TYPE_CHECKING:
@@ -107,6 +109,7 @@ class ListArgs(Generic[A]):
     filter: A
     order: Ordering
     page: PageRequest
+    render: Plan | None = None
 
 
 def any_key(column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:
@@ -213,7 +216,7 @@ class Loaders:
 
     # -- visibility -------------------------------------------------------------------------
 
-    def visible(self, table: Table) -> ColumnElement[bool]:
+    def visible(self, table: FromClause) -> ColumnElement[bool]:
         """Rows of `table` the viewer may read: those of conversations visible to them.
 
         security: the owner's soft-deleted conversations pass here, so that a conversation the
@@ -413,6 +416,7 @@ class Loaders:
         parent_column = table.c[parent] if parent is not None else None
 
         async def load(arguments: ListArgs[Any], keys: list[Any]) -> list[Page]:
+            plan = arguments.render
             return await fetch_pages(
                 self.fetch,
                 table,
@@ -421,7 +425,10 @@ class Loaders:
                 [self.visible(table), *arguments.filter.conditions()],
                 arguments.order,
                 arguments.page,
-                lambda row: from_row(kind, row),
+                (lambda row: from_row(kind, row))
+                if plan is None
+                else (lambda row: Rendered(row._document)),
+                None if plan is None else (lambda source: render(plan, source, self.visible)),
             )
 
         return GroupedLoader(load)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -65,7 +66,10 @@ def _number(value: Any) -> float | None:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """A JSONB value read as text: a string as it is, anything else as its JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _speaker_info(root: ThreadNode) -> SpeakerInfo | None:

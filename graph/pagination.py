@@ -25,6 +25,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     Table,
     and_,
     func,
@@ -204,8 +205,13 @@ async def fetch_pages(
     order: Ordering,
     page: PageRequest,
     make: Callable[[Any], Any],
+    document: Callable[[FromClause], ColumnElement[Any]] | None = None,
 ) -> list[Page]:
-    """Each parent's page in one statement; `parent=None` pages the whole table as one list."""
+    """Each parent's page in one statement; `parent=None` pages the whole table as one list.
+
+    With `document`, the statement selects only the keys and each row's rendered JSON
+    (`graph.rendering`), computed for the rows of the page alone, and `make` receives that row.
+    """
     where = list(conditions)
     if parent is not None:
         where.append(parent == func.any(literal(list(parents), _array_of(parent))))
@@ -215,8 +221,12 @@ async def fetch_pages(
         partition_by=[parent] if parent is not None else None, order_by=order.order_by(table)
     )
     inner = select(table, position.label("_position")).where(and_(true(), *where)).subquery()
+    selected: list[Any] = [inner]
+    if document is not None:
+        keys = {"id", order.column, *([parent.key] if parent is not None else [])}
+        selected = [*(inner.c[key] for key in keys), document(inner).label("_document")]
     statement = (
-        select(inner)
+        select(*selected)
         .where(inner.c._position <= page.first + 1)
         .order_by(*([inner.c[parent.key]] if parent is not None else []), inner.c._position)
     )

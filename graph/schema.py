@@ -27,6 +27,7 @@ from graph.mutations.schema import Mutation, MutationSideQuery
 from graph.nodes import ThreadNode
 from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
+from graph.rendering import RenderingExecutionContext, register
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
@@ -39,7 +40,7 @@ Query = merge_types("Query", (ReadQuery, MutationSideQuery))
 def create_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=NODE_TYPES,
@@ -47,7 +48,11 @@ def create_schema(
         # security: batched requests (a JSON array of operations) are accepted; the view caps
         # them at LCT_MAX_OPERATIONS (graph.http.SecureGraphQL) before this ceiling applies.
         config=StrawberryConfig(batching_config={"max_operations": 1000}),
+        # passes the list items PostgreSQL rendered as JSON through (graph/rendering.py)
+        execution_context_class=RenderingExecutionContext,
     )
+    register(schema)
+    return schema
 
 
 schema = create_schema()

@@ -15,8 +15,9 @@ import pytest
 from tests.read import documents
 
 COUNTS = {
-    # conversation; nodes page, nodes totalCount; outgoing
-    "canvas": (documents.CANVAS, 1 + 2 + 1),
+    # conversation; nodes page (with each node's outgoing relationships, rendered by
+    # PostgreSQL in the same statement: graph/rendering.py), nodes totalCount
+    "canvas": (documents.CANVAS, 1 + 2),
     # conversation; rootNodes; children at levels 2, 3, 4, 5; at the bottom: conversation,
     # parent, predecessor, successor, ancestors (one recursive CTE), clusters, utterances,
     # outgoing and its toNode
@@ -25,9 +26,9 @@ COUNTS = {
     # + count, fromNode, toNode, supportingUtterances; edits page + count, target (one UNION
     # ALL), conversation; apiCalls page + count, conversation; clusters, parent, children, nodes
     "lists": (documents.LISTS, 1 + 4 + 5 + 4 + 3 + 4),
-    # conversation; nodes page + count; relationships in both directions (from, to); bookmarks
-    # page + count; utterances by speaker page + count
-    "filtered": (documents.FILTERED, 1 + 2 + 2 + 2 + 2),
+    # conversation; nodes page (relationships in both directions rendered with it) + count;
+    # bookmarks page + count; utterances by speaker page + count
+    "filtered": (documents.FILTERED, 1 + 2 + 2 + 2),
 }
 
 

@@ -1,0 +1,335 @@
+"""Lists rendered by PostgreSQL (graph/rendering.py) answer exactly as the resolvers do.
+
+Every document runs against two real servers on the same database: the default one, where
+PostgreSQL renders the list items it can, and one started with `LCT_RENDER_IN_DATABASE=false`,
+where the resolvers build every field. The responses must be equal value for value and key for
+key, in the same order; `extensions.renderedLists` shows which lists took the rendered path, so a
+comparison that silently fell back to the resolvers on both sides fails too.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from db.demo import generate_conversation
+from tests.conftest import GraphQLResponse, LiveServer, server_settings
+from tests.read.conftest import VIEWER
+
+NODE_FIELDS = """
+  __typename id conversationId nodeName summary keyPoints nodeType level parentId childrenIds
+  isBookmark isContextualProgress isTangent isCrux predecessorId successorId chunkIds
+  utteranceIds dialogueType claimIds timestampStart timestampEnd durationSeconds clusterInfo
+  displayPreferences canvasX canvasY canvasWidth canvasHeight zoomLevelVisible confidenceScore
+  createdAt updatedAt
+  speakerInfo { __typename primarySpeaker speakerName contributionPercentage
+    secondarySpeakers { __typename speakerId percentage } }
+"""
+
+RELATIONSHIP_FIELDS = """
+  __typename id conversationId fromNodeId toNodeId relationshipType relationshipSubtype
+  explanation strength confidence supportingUtteranceIds isBidirectional createdAt updatedAt
+"""
+
+EVERY_NODE_FIELD = f"""
+query ($id: ID!, $first: Int) {{
+  conversation(id: $id) {{
+    nodes(first: $first) {{ totalCount nodes {{
+      {NODE_FIELDS}
+      outgoing {{ {RELATIONSHIP_FIELDS} }}
+      incoming {{ id fromNodeId }}
+      both: relationships {{ id fromNodeId toNodeId }}
+      strong: relationships(direction: OUTGOING, minStrength: 0.5) {{ id strength }}
+      typed: incoming(relationshipType: ["elaborates", "supports"]) {{ id relationshipType }}
+    }} }}
+  }}
+}}
+"""
+
+CANVAS = """
+query Canvas($id: ID!) {
+  conversation(id: $id) {
+    id conversationName
+    nodes(first: 1000) { totalCount nodes {
+      id nodeName summary level parentId canvasX canvasY canvasWidth canvasHeight
+      isBookmark isTangent isCrux zoomLevelVisible timestampStart timestampEnd
+      speakerInfo { primarySpeaker contributionPercentage }
+      outgoing { id toNodeId relationshipType strength explanation }
+    } }
+  }
+}
+"""
+
+# Aliases, fragments on the type and on the interface, repeated keys, @skip / @include.
+SHAPES = """
+query ($id: ID!, $yes: Boolean!, $no: Boolean!, $after: String) {
+  conversation(id: $id) {
+    nodes(first: 7, after: $after, orderBy: LEVEL, direction: DESC) {
+      pageInfo { hasNextPage endCursor }
+      edges { cursor node { ...Node } }
+      nodes { ...Node }
+    }
+  }
+}
+fragment Node on ThreadNode {
+  name: nodeName
+  ... on Node { id __typename }
+  ... { level l2: level }
+  kind: __typename
+  skipped: summary @skip(if: $yes)
+  kept: summary @include(if: $yes)
+  gone: summary @include(if: $no)
+  ... @skip(if: $no) { parentId }
+  out: outgoing(relationshipType: ["temporal_next"]) { ... on Relationship { id to: toNodeId } }
+}
+"""
+
+OTHER_LISTS = """
+query ($id: ID!) {
+  conversation(id: $id) {
+    utterances(first: 40, orderBy: TIMESTAMP_START, direction: DESC) {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { cursor node {
+        __typename id conversationId text textCleaned speakerId speakerName speakerRole
+        sequenceNumber timestampStart timestampEnd durationSeconds chunkId nodeId threadId
+        confidenceScore language emotion energyLevel platformMetadata createdAt updatedAt
+      } }
+    }
+    relationships(first: 40, orderBy: STRENGTH) { nodes { RELATIONSHIP_FIELDS } }
+    edits(first: 40) { nodes {
+      __typename id conversationId targetType targetId fieldName oldValue newValue editType
+      userComment userId userConfidence exportedForTraining trainingDatasetId createdAt
+    } }
+    apiCalls(first: 40, orderBy: TOTAL_COST) { nodes {
+      __typename id conversationId endpoint feature provider model promptTokens
+      completionTokens totalTokens promptCost completionCost totalCost latencyMs status
+      errorMessage startedAt completedAt requestId
+    } }
+  }
+}
+""".replace("RELATIONSHIP_FIELDS", RELATIONSHIP_FIELDS)
+
+# A nested page per parent: every conversation gets its own first two nodes.
+NESTED = """
+query {
+  conversations(first: 20, orderBy: CONVERSATION_NAME) {
+    nodes { id nodes(first: 2, orderBy: NODE_NAME) { nodes { id nodeName outgoing { id } } } }
+  }
+}
+"""
+
+# Anything the renderer does not know falls back to the resolvers, whole.
+FALLBACK = """
+query ($id: ID!) {
+  conversation(id: $id) {
+    nodes(first: 5) { nodes { id parent { id } } }
+    utterances(first: 5) { nodes { id node { id } } }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+async def resolved(database_url: URL) -> AsyncIterator[str]:
+    """A second server on the same database whose resolvers build every field."""
+    server = LiveServer(server_settings(database_url, render_in_database=False))
+    await server.start()
+    yield server.url
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def both(live_server: str, resolved: str) -> AsyncIterator[Any]:
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def post(document: str, **variables: Any) -> tuple[GraphQLResponse, ...]:
+            responses = []
+            for base in (live_server, resolved):
+                response = await client.post(
+                    f"{base}/graphql", json={"query": document, "variables": variables}
+                )
+                responses.append(
+                    GraphQLResponse(response.status_code, response.json(), response.headers)
+                )
+            return tuple(responses)
+
+        yield post
+
+
+def same(rendered: Any, resolved: Any, path: str = "data") -> None:
+    """Equal values with equal key order; numbers compare as numbers (1 and 1.0 are equal)."""
+    if isinstance(resolved, dict):
+        assert isinstance(rendered, dict), path
+        assert list(rendered) == list(resolved), (path, list(rendered), list(resolved))
+        for key in resolved:
+            same(rendered[key], resolved[key], f"{path}.{key}")
+    elif isinstance(resolved, list):
+        assert isinstance(rendered, list) and len(rendered) == len(resolved), path
+        for index, (left, right) in enumerate(zip(rendered, resolved, strict=True)):
+            same(left, right, f"{path}[{index}]")
+    elif isinstance(resolved, float) or isinstance(rendered, float):
+        assert isinstance(rendered, int | float) and not isinstance(rendered, bool), path
+        assert rendered == pytest.approx(resolved, rel=1e-15, abs=0), (path, rendered, resolved)
+    else:
+        assert rendered == resolved and type(rendered) is type(resolved), (path, rendered, resolved)
+
+
+async def compare(
+    both: Any, document: str, rendered_lists: int | None, **variables: Any
+) -> tuple[Any, int]:
+    """The data of both servers, compared; and how many lists PostgreSQL rendered."""
+    rendered, resolved = await both(document, **variables)
+    assert not rendered.errors and not resolved.errors, (rendered.errors, resolved.errors)
+    assert resolved.body["extensions"]["renderedLists"] == 0
+    if rendered_lists is not None:
+        assert rendered.body["extensions"]["renderedLists"] == rendered_lists
+    same(rendered.data, resolved.data)
+    return rendered.data, rendered.body["extensions"]["renderedLists"]
+
+
+@pytest.fixture(scope="module")
+async def odd(db) -> uuid.UUID:
+    """A conversation whose rows hold the values that are easy to render wrong."""
+    conversation_id = await generate_conversation(
+        db, nodes=40, seed=11, owner_id=VIEWER, name="Odd values"
+    )
+    node_ids = [
+        row["id"]
+        for row in await db.fetch(
+            "SELECT id FROM nodes WHERE conversation_id = $1 ORDER BY timestamp_start, id",
+            conversation_id,
+        )
+    ]
+    shapes: list[Any] = [
+        None,
+        "just a string",
+        [1, 2],
+        {},
+        {"primary_speaker": 7, "speaker_name": True, "contribution_percentage": "60"},
+        {"primary_speaker": {"nested": ["é", 1.5]}, "contribution_percentage": 12},
+        {"primary_speaker": None, "contribution_percentage": 33.25, "secondary_speakers": "x"},
+        {
+            "primary_speaker": "ann",
+            "secondary_speakers": [{"speaker_id": "bo", "percentage": 0.1}, 3, None, {}],
+        },
+        {"primary_speaker": 'Zoë "quoted"\n', "secondary_speakers": []},
+    ]
+    for node_id, shape in zip(node_ids, shapes, strict=False):
+        await db.execute(
+            "UPDATE nodes SET speaker_info = $2::jsonb WHERE id = $1",
+            node_id,
+            None if shape is None else json.dumps(shape),
+        )
+    # whole seconds (isoformat leaves the fraction out), and a fraction with trailing zeros
+    await db.execute(
+        "UPDATE nodes SET created_at = '2026-01-02 03:04:05+00', canvas_x = NULL, level = NULL,"
+        " zoom_level_visible = '{}', key_points = NULL, timestamp_start = NULL"
+        " WHERE id = ANY($1)",
+        node_ids[:5],
+    )
+    await db.execute(
+        "UPDATE nodes SET created_at = '2026-01-02 03:04:05.120000+05:30' WHERE id = $1",
+        node_ids[5],
+    )
+    await db.execute(
+        "UPDATE nodes SET dialogue_type = 'multi-party', confidence_score = 1,"
+        ' timestamp_end = 1e-7, cluster_info = \'{"b": 1, "a": [true, null, 2.50]}\''
+        " WHERE id = $1",
+        node_ids[6],
+    )
+    # a relationship of another user's private conversation pointing at a node of this one
+    foreign = await generate_conversation(db, nodes=5, seed=12, owner_id="someone-else")
+    await db.execute(
+        "UPDATE relationships SET to_node_id = $1 WHERE id = (SELECT id FROM relationships"
+        " WHERE conversation_id = $2 ORDER BY id LIMIT 1)",
+        node_ids[0],
+        foreign,
+    )
+    return conversation_id
+
+
+async def test_the_canvas_is_rendered_as_the_resolvers_build_it(both, conversations):
+    data, _ = await compare(both, CANVAS, 1, id=str(conversations.large))
+    assert len(data["conversation"]["nodes"]["nodes"]) == 1000
+
+
+async def test_every_node_and_relationship_field(both, conversations, odd):
+    for conversation_id in (conversations.large, odd):
+        await compare(both, EVERY_NODE_FIELD, 1, id=str(conversation_id), first=1000)
+
+
+async def test_the_odd_values_are_really_there(both, odd):
+    rendered, _ = await both(EVERY_NODE_FIELD, id=str(odd), first=1000)
+    nodes = rendered.data["conversation"]["nodes"]["nodes"]
+    infos = [node["speakerInfo"] for node in nodes]
+    assert {"primarySpeaker": "7", "speakerName": "true", "contributionPercentage": None} in [
+        {key: info[key] for key in ("primarySpeaker", "speakerName", "contributionPercentage")}
+        for info in infos
+        if info
+    ]
+    assert "2026-01-02T03:04:05+00:00" in {node["createdAt"] for node in nodes}
+    assert "2026-01-01T21:34:05.120000+00:00" in {node["createdAt"] for node in nodes}
+    assert "MULTI_PARTY" in {node["dialogueType"] for node in nodes}
+
+
+async def test_a_hidden_relationship_stays_hidden(both, odd, db):
+    document = (
+        "query ($id: ID!) { conversation(id: $id) { nodes(first: 100) { nodes {"
+        " id incoming { id } } } } }"
+    )
+    data, _ = await compare(both, document, 1, id=str(odd))
+    seen = {
+        item["id"] for node in data["conversation"]["nodes"]["nodes"] for item in node["incoming"]
+    }
+    foreign = await db.fetch(
+        "SELECT r.id FROM relationships r JOIN nodes n ON n.id = r.to_node_id"
+        " WHERE n.conversation_id = $1 AND r.conversation_id <> $1",
+        odd,
+    )
+    assert foreign and not seen & {str(row["id"]) for row in foreign}
+
+
+async def test_aliases_fragments_directives_and_cursors(both, conversations):
+    after = None
+    for _ in range(3):
+        data, _ = await compare(
+            both, SHAPES, 1, id=str(conversations.large), yes=True, no=False, after=after
+        )
+        page = data["conversation"]["nodes"]
+        first = page["nodes"][0]
+        assert list(first) == [
+            "name",
+            "id",
+            "__typename",
+            "level",
+            "l2",
+            "kind",
+            "kept",
+            "parentId",
+            "out",
+        ]
+        after = page["pageInfo"]["endCursor"]
+    data, _ = await compare(both, SHAPES, 1, id=str(conversations.large), yes=False, no=True)
+    assert "skipped" in data["conversation"]["nodes"]["nodes"][0]
+
+
+async def test_utterances_relationships_edits_and_api_calls(both, conversations, odd):
+    for conversation_id in (conversations.large, odd):
+        await compare(both, OTHER_LISTS, 4, id=str(conversation_id))
+
+
+async def test_every_parent_gets_its_own_page(both, conversations):
+    data, rendered_lists = await compare(both, NESTED, None)
+    pages = [item["nodes"]["nodes"] for item in data["conversations"]["nodes"]]
+    assert rendered_lists == len(pages) >= 3
+    assert sum(1 for page in pages if len(page) == 2) >= 2
+
+
+async def test_a_selection_it_cannot_render_falls_back_whole(both, conversations):
+    await compare(both, FALLBACK, 0, id=str(conversations.large))
