@@ -22,7 +22,7 @@ from graph.filters import (
 from graph.limits import ESTIMATED_SIZE
 from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
 from graph.relay import Node
-from graph.rendering import connection_items_plan
+from graph.rendering import connection_items_plan, list_items_plan
 from graph.scalars import JSON
 
 if TYPE_CHECKING:
@@ -238,8 +238,11 @@ class Conversation(Node):
         metadata={ESTIMATED_SIZE: 10},
     )
     async def root_nodes(self, info: Info) -> list[LazyNode]:
+        plan = list_items_plan(info)
+        if plan is not None:
+            info.context.rendered_lists += 1
         return await info.context.loaders.at(info).nodes_by_conversation_id.load(
-            (self.id, NodeFilter(roots_only=True))
+            (self.id, (NodeFilter(roots_only=True), plan))
         )
 
     @strawberry.field(description="The conversation's utterances; default order: `sequenceNumber`.")

@@ -175,9 +175,9 @@ class Loaders:
         self.clusters_by_conversation_id: GroupedLoader[RowId, int | None, list[Cluster]] = (
             GroupedLoader(self._clusters_by_conversation_id)
         )
-        self.nodes_by_conversation_id: GroupedLoader[RowId, NodeFilter, list[ThreadNode]] = (
-            GroupedLoader(self._nodes_by_conversation_id)
-        )
+        self.nodes_by_conversation_id: GroupedLoader[
+            RowId, tuple[NodeFilter, Plan | None], list[Any]
+        ] = GroupedLoader(self._nodes_by_conversation_id)
 
         self.conversations_page = self._pages(f.conversations, None, Conversation)
         self.conversations_count = self._counts(f.conversations, None)
@@ -391,11 +391,16 @@ class Loaders:
         return [found[key] for key in keys]
 
     async def _nodes_by_conversation_id(
-        self, node_filter: NodeFilter, keys: list[RowId]
-    ) -> list[list[ThreadNode]]:
+        self, arguments: tuple[NodeFilter, Plan | None], keys: list[RowId]
+    ) -> list[list[Any]]:
+        """With a plan, each node comes as the JSON PostgreSQL rendered (graph.rendering)."""
+        node_filter, plan = arguments
         table = f.nodes
+        selected: list[Any] = [table]
+        if plan is not None:
+            selected = [table.c.conversation_id, render(plan, table, self.visible).label("doc")]
         rows = await self.fetch(
-            select(table)
+            select(*selected)
             .where(
                 any_key(table.c.conversation_id, keys),
                 self.visible(table),
@@ -403,9 +408,10 @@ class Loaders:
             )
             .order_by(table.c.conversation_id, table.c.timestamp_start, table.c.id)
         )
-        found: dict[RowId, list[ThreadNode]] = {key: [] for key in keys}
+        found: dict[RowId, list[Any]] = {key: [] for key in keys}
         for row in rows:
-            found[row.conversation_id].append(from_row(ThreadNode, row))
+            item = from_row(ThreadNode, row) if plan is None else Rendered(row.doc)
+            found[row.conversation_id].append(item)
         return [found[key] for key in keys]
 
     # -- connections ------------------------------------------------------------------------

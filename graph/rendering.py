@@ -46,6 +46,7 @@ from sqlalchemy import (
     FromClause,
     Integer,
     Text,
+    and_,
     case,
     cast,
     func,
@@ -64,6 +65,7 @@ from graph.filters import RelationshipFilter, any_of
 Rendered = orjson.Fragment
 # json_build_object takes at most 100 arguments: 50 keys.
 MAX_KEYS = 50
+EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
 
 
 class RenderingExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -225,6 +227,20 @@ class Planner:
         if condition is object_type:
             return True
         return is_abstract_type(condition) and self.schema.is_sub_type(condition, object_type)
+
+
+def list_items_plan(info: Any) -> Plan | None:
+    """The plan of the items of a list field (`[ThreadNode!]!`), when they can be rendered."""
+    if not info.context.settings.render_in_database:
+        return None
+    raw: GraphQLResolveInfo = info._raw_info
+    item_type = get_named_type(raw.return_type)
+    if not isinstance(item_type, GraphQLObjectType):
+        return None
+    try:
+        return Planner(raw).plan(item_type, list(raw.field_nodes))
+    except Unsupported:
+        return None
 
 
 def connection_items_plan(info: Any) -> Plan | None:
@@ -396,7 +412,7 @@ def _shape_list(
                 func.json_agg(
                     aggregate_order_by(shape(plan, elements.c.value), elements.c.position)
                 ),
-                literal_column("'[]'::json"),
+                EMPTY_LIST,
             )
         )
         .select_from(elements)
@@ -457,7 +473,7 @@ def _relationships(ends: tuple[str, ...]) -> Callable[[Selected, FromClause, Vis
                             document, *outgoing_first, alias.c.created_at, alias.c.id
                         )
                     ),
-                    literal_column("'[]'::json"),
+                    EMPTY_LIST,
                 )
             )
             .where(
@@ -469,6 +485,74 @@ def _relationships(ends: tuple[str, ...]) -> Callable[[Selected, FromClause, Vis
         )
 
     return build
+
+
+# -- traversals to other rows (mirroring the loaders of graph/loaders.py) ----------------------
+
+Special = Callable[[Selected, FromClause, Visible], ColumnElement[Any]]
+
+
+def _document(selected: Selected, alias: FromClause, visible: Visible) -> ColumnElement[Any]:
+    assert selected.plan is not None
+    return RENDERERS[selected.plan.type_name].render(selected.plan, alias, visible)
+
+
+def _one(table: Any, reference: str) -> Special:
+    """The row whose id the source's `reference` column holds; null when missing or hidden."""
+
+    def build(selected: Selected, source: FromClause, visible: Visible) -> ColumnElement[Any]:
+        alias = table.alias()
+        return (
+            select(_document(selected, alias, visible))
+            .where(alias.c.id == source.c[reference], visible(alias))
+            .scalar_subquery()
+        )
+
+    return build
+
+
+def _many(
+    table: Any,
+    match: Callable[[Any, FromClause], ColumnElement[bool]],
+    order: Callable[[Any], list[Any]],
+) -> Special:
+    """The rows that `match` the source row, in `order`, as a JSON array."""
+
+    def build(selected: Selected, source: FromClause, visible: Visible) -> ColumnElement[Any]:
+        alias = table.alias()
+        document = _document(selected, alias, visible)
+        return (
+            select(
+                func.coalesce(
+                    func.json_agg(aggregate_order_by(document, *order(alias))), EMPTY_LIST
+                )
+            )
+            .where(match(alias, source), visible(alias))
+            .scalar_subquery()
+        )
+
+    return build
+
+
+def _children(selected: Selected, source: FromClause, visible: Visible) -> ColumnElement[Any]:
+    """`ThreadNode.children`: the nodes of `childrenIds`, in that order, hidden ones left out."""
+    members = (
+        func.unnest(source.c.children_ids)
+        .table_valued("id", with_ordinality="position")
+        .render_derived()
+    )
+    alias = f.nodes.alias()
+    document = _document(selected, alias, visible)
+    return (
+        select(
+            func.coalesce(
+                func.json_agg(aggregate_order_by(document, members.c.position)), EMPTY_LIST
+            )
+        )
+        .select_from(members.join(alias, alias.c.id == members.c.id))
+        .where(visible(alias))
+        .scalar_subquery()
+    )
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -502,6 +586,23 @@ def register(strawberry_schema: Any) -> None:
     nodes.special["outgoing"] = _relationships(("from_node_id",))
     nodes.special["incoming"] = _relationships(("to_node_id",))
     nodes.special["relationships"] = _relationships(("from_node_id", "to_node_id"))
+    nodes.special["parent"] = _one(f.nodes, "parent_id")
+    nodes.special["predecessor"] = _one(f.nodes, "predecessor_id")
+    nodes.special["successor"] = _one(f.nodes, "successor_id")
+    nodes.special["children"] = _children
+    nodes.special["utterances"] = _many(
+        f.utterances,
+        lambda utterance, node: utterance.c.node_id == node.c.id,
+        lambda utterance: [utterance.c.sequence_number, utterance.c.id],
+    )
+    nodes.special["edits"] = _many(
+        f.edits,
+        lambda edit, node: and_(edit.c.target_type == "node", edit.c.target_id == node.c.id),
+        lambda edit: [edit.c.created_at.desc(), edit.c.id.desc()],
+    )
+    RENDERERS["Relationship"].special["fromNode"] = _one(f.nodes, "from_node_id")
+    RENDERERS["Relationship"].special["toNode"] = _one(f.nodes, "to_node_id")
+    RENDERERS["Utterance"].special["node"] = _one(f.nodes, "node_id")
     for shape in SHAPES:
         RENDERERS[shape] = _ShapeMarker(shape)
 

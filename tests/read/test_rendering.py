@@ -124,12 +124,37 @@ query {
 }
 """
 
+# The hierarchy walked down five levels, with the traversals of a node to other rows.
+TRAVERSAL = """
+query ($id: ID!) {
+  conversation(id: $id) {
+    rootNodes { id nodeName level
+      children { id level
+        children { id level
+          parent { id nodeName } predecessor { id level } successor { __typename id }
+          children { id level
+            children { id level parentId
+              utterances { id sequenceNumber text node { id } }
+              edits { id editType fieldName targetId }
+              both: relationships { id fromNode { id } toNode { id nodeName } }
+            }
+          }
+        }
+      }
+    }
+    utterances(first: 30) { nodes { id node { id level children { id } } } }
+    relationships(first: 30) { nodes { id fromNode { id } toNode { id parent { id } } } }
+  }
+}
+"""
+
 # Anything the renderer does not know falls back to the resolvers, whole.
 FALLBACK = """
 query ($id: ID!) {
   conversation(id: $id) {
-    nodes(first: 5) { nodes { id parent { id } } }
-    utterances(first: 5) { nodes { id node { id } } }
+    nodes(first: 5) { nodes { id conversation { id } } }
+    utterances(first: 5) { nodes { id node { id clusters { id } } } }
+    rootNodes { id ancestors { id } }
   }
 }
 """
@@ -333,3 +358,34 @@ async def test_every_parent_gets_its_own_page(both, conversations):
 
 async def test_a_selection_it_cannot_render_falls_back_whole(both, conversations):
     await compare(both, FALLBACK, 0, id=str(conversations.large))
+
+
+async def test_the_hierarchy_and_the_traversals_between_rows(both, conversations, odd):
+    for conversation_id in (conversations.large, conversations.small, odd):
+        data, _ = await compare(both, TRAVERSAL, 3, id=str(conversation_id))
+        assert data["conversation"]["rootNodes"]
+
+
+async def test_a_hidden_parent_is_null_and_a_hidden_child_is_left_out(both, odd, db):
+    foreign = await generate_conversation(db, nodes=3, seed=13, owner_id="someone-else")
+    hidden = await db.fetchval("SELECT id FROM nodes WHERE conversation_id = $1 LIMIT 1", foreign)
+    root = await db.fetchval(
+        "SELECT id FROM nodes WHERE conversation_id = $1 AND parent_id IS NULL"
+        " ORDER BY timestamp_start, id LIMIT 1",
+        odd,
+    )
+    await db.execute(
+        "UPDATE nodes SET children_ids = array_prepend($2::uuid, children_ids),"
+        " predecessor_id = $2 WHERE id = $1",
+        root,
+        hidden,
+    )
+    document = (
+        "query ($id: ID!) { conversation(id: $id) { rootNodes {"
+        " id predecessorId predecessor { id } childrenIds children { id } } } }"
+    )
+    data, _ = await compare(both, document, 1, id=str(odd))
+    (first,) = [item for item in data["conversation"]["rootNodes"] if item["id"] == str(root)]
+    assert first["predecessorId"] == str(hidden) and first["predecessor"] is None
+    assert first["childrenIds"][0] == str(hidden)
+    assert str(hidden) not in {child["id"] for child in first["children"]}
