@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from graph.context import Context
-from graph.enums import ConversationType, RelationshipDirection, Visibility
+from graph.enums import ConversationType, EditType, RelationshipDirection, TargetType, Visibility
 from graph.filters import (
     ApiCallFilter,
     EditFilter,
@@ -310,8 +310,8 @@ class Conversation(Node):
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        target_type: list[str] | None = None,
-        edit_type: list[str] | None = None,
+        target_type: list[TargetType] | None = None,
+        edit_type: list[EditType] | None = None,
         user_id: str | None = None,
         direction: Direction = Direction.DESC,
     ) -> Connection[LazyEdit]:
@@ -320,7 +320,11 @@ class Conversation(Node):
             info,
             self.id,
             EditFilter(
-                target_types=any_of(target_type), edit_types=any_of(edit_type), user_id=user_id
+                target_types=any_of(
+                    None if target_type is None else [t.value for t in target_type]
+                ),
+                edit_types=any_of(None if edit_type is None else [t.value for t in edit_type]),
+                user_id=user_id,
             ),
             ordering(EditOrderField.CREATED_AT, direction),
             first,

@@ -155,3 +155,47 @@ async def test_utterance_filters(graphql, conversations, db, arguments):
     utterances = response.data["conversation"]["utterances"]
     assert [item["id"] for item in utterances["nodes"]] == [str(row["id"]) for row in rows]
     assert utterances["totalCount"] == len(rows) > 0
+
+
+EDITS = """
+query ($id: ID!, $targets: [TargetType!], $kinds: [EditType!]) {
+  conversation(id: $id) {
+    edits(first: 1000, targetType: $targets, editType: $kinds) {
+      totalCount nodes { id targetType editType }
+    }
+  }
+}
+"""
+
+EDIT_CASES = [
+    ({"targets": ["NODE"]}, "target_type = 'node'"),
+    ({"kinds": ["CORRECTION", "MERGE"]}, "edit_type IN ('correction', 'merge')"),
+    ({"targets": ["NODE", "RELATIONSHIP"], "kinds": ["ADDITION"]},
+     "target_type IN ('node', 'relationship') AND edit_type = 'addition'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arguments", "condition"), EDIT_CASES)
+async def test_edit_filters_take_the_enums(graphql, conversations, db, arguments, condition):
+    conversation_id = conversations.large
+    response = await graphql(EDITS, id=str(conversation_id), **arguments)
+    assert not response.errors, response.errors
+    edits = response.data["conversation"]["edits"]
+    expected = await db.fetch(
+        f"SELECT id FROM edits_log WHERE conversation_id = $1 AND {condition}", conversation_id
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM edits_log WHERE conversation_id = $1", conversation_id
+    )
+    assert 0 < len(expected) < total
+    assert edits["totalCount"] == len(expected)
+    assert {item["id"] for item in edits["nodes"]} == {str(row["id"]) for row in expected}
+    for item in edits["nodes"]:
+        assert item["targetType"] in arguments.get("targets", [item["targetType"]])
+        assert item["editType"] in arguments.get("kinds", [item["editType"]])
+
+
+async def test_a_raw_value_is_not_an_edit_filter(graphql, conversations):
+    response = await graphql(EDITS, id=str(conversations.large), targets=["node"])
+    assert response.status in (200, 400)
+    assert response.errors and "TargetType" in response.errors[0]["message"]
