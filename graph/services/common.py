@@ -82,6 +82,21 @@ def check_text(value: str | None, field: str, *, required: bool = False) -> None
         )
 
 
+def check_json(value: Any, field: str) -> None:
+    """JSON that PostgreSQL's jsonb can store: it holds no NUL character in a string or key."""
+    pending = [value]
+    while pending:  # a loop, not recursion: a client decides how deep the value nests
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidInput(f"{field} must not contain NUL characters.", field=field)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+
+
 def check_unit_interval(value: float | None, field: str) -> None:
     if value is not None and not 0.0 <= value <= 1.0:
         raise InvalidInput(

@@ -15,6 +15,7 @@ from graph.errors import ErrorCode, InvalidInput, NotFound
 from graph.services import edits
 from graph.services.common import (
     Actor,
+    check_json,
     check_text,
     check_unit_interval,
     check_version,
@@ -59,6 +60,8 @@ def _check_conversation(values: dict[str, Any]) -> None:
         )
     if "started_at" in values and values["started_at"] is None:
         raise InvalidInput("startedAt is required.", field="startedAt", code=ErrorCode.REQUIRED)
+    for name in ("source_metadata", "participants", "goals", "goal_progress"):
+        check_json(values.get(name), _field(name))
     for name in ("participant_count", "duration_seconds"):
         if (values.get(name) or 0) < 0:
             raise InvalidInput(
@@ -187,6 +190,7 @@ def _check_utterance(values: dict[str, Any], prefix: str) -> None:
             "timestampEnd must not be before timestampStart.", field=prefix + "timestampEnd"
         )
     check_unit_interval(values.get("confidence_score"), prefix + "confidenceScore")
+    check_json(values.get("platform_metadata"), prefix + "platformMetadata")
 
 
 async def append_utterances(

@@ -22,6 +22,7 @@ from graph.errors import ErrorCode, InvalidInput, NotFound
 from graph.services import edits, hierarchy
 from graph.services.common import (
     Actor,
+    check_json,
     check_text,
     check_unit_interval,
     check_version,
@@ -100,6 +101,8 @@ def check_node_values(values: dict[str, Any], prefix: str = "") -> None:
             "timestampEnd must not be before timestampStart.", field=prefix + "timestampEnd"
         )
     check_unit_interval(values.get("confidence_score"), prefix + "confidenceScore")
+    for name in ("speaker_info", "speaker_transitions", "cluster_info", "display_preferences"):
+        check_json(values.get(name), prefix + _camel(name))
     if "chunk_ids" in values and values["chunk_ids"] is None:
         values["chunk_ids"] = []
 

@@ -88,6 +88,8 @@ async def test_conversation_lifecycle(gql, database) -> None:
         ({"visibility": "everyone"}, "visibility", "INVALID"),
         ({"conversationName": "a\x00b"}, "conversationName", "INVALID"),
         ({"participantCount": -1}, "participantCount", "OUT_OF_RANGE"),
+        ({"sourceMetadata": {"tool": "x\x00"}}, "sourceMetadata", "INVALID"),
+        ({"participants": [{"name\x00": "Ann"}]}, "participants", "INVALID"),
         ({"startedAt": "2026-01-01T00:00:00"}, "startedAt", "INVALID"),
     ],
 )
@@ -230,6 +232,19 @@ async def test_append_utterances_is_idempotent(gql, database) -> None:
             [{"sequenceNumber": 1, "text": "", "speakerId": "s"}],
             "ValidationError",
             "utterances[0].text",
+        ),
+        (
+            [
+                {"sequenceNumber": 1, "text": "a", "speakerId": "s"},
+                {
+                    "sequenceNumber": 2,
+                    "text": "b",
+                    "speakerId": "s",
+                    "platformMetadata": {"raw": ["ok", "nul \x00"]},
+                },
+            ],
+            "ValidationError",
+            "utterances[1].platformMetadata",
         ),
         ([], "ValidationError", "utterances"),
     ],

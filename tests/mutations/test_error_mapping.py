@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
 from sqlalchemy.exc import DBAPIError
 
+from db.models import Node
 from graph.errors import ErrorCode, InvalidInput, NotFound, from_database_error
 
 CONVERSATION = (
@@ -48,17 +50,62 @@ CONVERSATION = (
             ErrorCode.DUPLICATE,
         ),
         (
+            # Hand-written SQL with the value inline: no bound value names the column.
             "INSERT INTO nodes (conversation_id, node_name, summary, chunk_ids, canvas_x) "
             "VALUES (:id, 'n', 's', '{}', 2147483648)",
             InvalidInput,
             None,
             ErrorCode.OUT_OF_RANGE,
         ),
+        # Statements as the services generate them: the column is read from the bound values.
         (
-            "INSERT INTO nodes (conversation_id, node_name, summary, chunk_ids) "
-            "VALUES (:id, :name, 's', '{}')",
+            lambda id: insert(Node.__table__).values(
+                conversation_id=id, node_name="n", summary="s", chunk_ids=[], canvas_x=2**31
+            ),
             InvalidInput,
-            None,
+            "canvasX",
+            ErrorCode.OUT_OF_RANGE,
+        ),
+        (
+            lambda id: insert(Node.__table__).values(
+                conversation_id=id, node_name="a\x00b", summary="s", chunk_ids=[]
+            ),
+            InvalidInput,
+            "nodeName",
+            ErrorCode.INVALID,
+        ),
+        (
+            lambda id: insert(Node.__table__).values(
+                conversation_id=id,
+                node_name="n",
+                summary="s",
+                chunk_ids=[],
+                speaker_info={"a": "b\x00c"},
+            ),
+            InvalidInput,
+            "speakerInfo",
+            ErrorCode.INVALID,
+        ),
+        (
+            lambda id: (
+                update(Node.__table__)
+                .where(Node.__table__.c.conversation_id == id)
+                .values(summary="s\x00", level=2)
+            ),
+            InvalidInput,
+            "summary",
+            ErrorCode.INVALID,
+        ),
+        (
+            lambda id: (
+                insert(Node.__table__),
+                [
+                    {"conversation_id": id, "node_name": "n", "summary": "s", "chunk_ids": []},
+                    {"conversation_id": id, "node_name": "n", "summary": "s\x00", "chunk_ids": []},
+                ],
+            ),
+            InvalidInput,
+            "summary",
             ErrorCode.INVALID,
         ),
     ],
@@ -69,13 +116,20 @@ async def test_violations_become_typed_errors(engine, statement, kind, field, co
         transaction = await connection.begin()
         await connection.execute(text(CONVERSATION), {"id": conversation_id})
         with pytest.raises(DBAPIError) as caught:
-            await connection.execute(text(statement), {"id": conversation_id, "name": "a\x00b"})
+            await connection.execute(*_executable(statement, conversation_id))
         await transaction.rollback()
     mapped = from_database_error(caught.value)
     assert isinstance(mapped, kind)
     assert (mapped.field, mapped.code) == (field, code)
     for leak in ("INSERT", "violates", "constraint", "asyncpg", "nodes_", "utterances_"):
         assert leak not in mapped.message
+
+
+def _executable(statement: Any, conversation_id: uuid.UUID) -> tuple[Any, ...]:
+    if isinstance(statement, str):
+        return text(statement), {"id": conversation_id}
+    built = statement(conversation_id)
+    return built if isinstance(built, tuple) else (built,)
 
 
 async def test_faults_are_not_the_clients(engine) -> None:

@@ -50,6 +50,8 @@ async def test_create_node_links_parent_and_timeline(gql, database) -> None:
         ({"canvasWidth": 0}, "ValidationError", "canvasWidth", "OUT_OF_RANGE"),
         ({"confidenceScore": 3.0}, "ValidationError", "confidenceScore", "OUT_OF_RANGE"),
         ({"dialogueType": "chorus"}, "ValidationError", "dialogueType", "INVALID"),
+        ({"speakerInfo": {"a": "b\x00c"}}, "ValidationError", "speakerInfo", "INVALID"),
+        ({"displayPreferences": {"\x00": 1}}, "ValidationError", "displayPreferences", "INVALID"),
         ({"parentId": str(uuid.uuid4())}, "NotFoundError", "parentId", "NOT_FOUND"),
         ({"predecessorId": "nope"}, "ValidationError", "predecessorId", "INVALID"),
         ({"utteranceIds": [str(uuid.uuid4())]}, "NotFoundError", "utteranceIds[0]", "NOT_FOUND"),
