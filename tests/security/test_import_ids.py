@@ -131,7 +131,7 @@ async def test_a_taken_id_answers_the_same_whoever_owns_it(
         "field": "document",
     }, first.body
     # One statement, the check: nothing was written.
-    assert first.body["extensions"] == {"sqlStatements": 1}, first.body
+    assert first.body["extensions"]["sqlStatements"] == 1, first.body
     for answer in answers:
         assert (answer.status, answer.body) == (first.status, first.body)
     assert await fingerprint(security_database) == before
