@@ -67,6 +67,10 @@ def _values(data: NodeFieldsInput, prefix: str = "") -> dict:
     return values
 
 
+def _expected(value: datetime | None) -> datetime | None:
+    return None if value is strawberry.UNSET else aware(value, "expected_updated_at")
+
+
 @strawberry.input(
     description="A new node. It is hung under `parentId` and put into the timeline "
     "after `predecessorId` or before `successorId`."
@@ -106,6 +110,11 @@ class MergeNodesInput:
     absorbed_node_id: strawberry.ID
     node_name: str | None = strawberry.UNSET
     summary: str | None = strawberry.UNSET
+    expected_updated_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The kept node's `updatedAt` the client last saw; a different one is a "
+        "ConflictError. Required with `nodeName` or `summary`.",
+    )
 
 
 @strawberry.input
@@ -118,6 +127,11 @@ class SplitNodeInput:
     summary: str = strawberry.field(description="The new node's summary.")
     kept_node_name: str | None = strawberry.UNSET
     kept_summary: str | None = strawberry.UNSET
+    expected_updated_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The split node's `updatedAt` the client last saw; a different one is a "
+        "ConflictError. Required with `keptNodeName` or `keptSummary`.",
+    )
 
 
 @strawberry.type
@@ -264,7 +278,9 @@ class NodeMutations:
         confidence: float | None = None,
     ) -> NodeResult:
         async def action(session, actor):
-            values = provided(input, exclude=("kept_node_id", "absorbed_node_id"))
+            values = provided(
+                input, exclude=("kept_node_id", "absorbed_node_id", "expected_updated_at")
+            )
             for key in ("node_name", "summary"):
                 if key in values and values[key] is None:
                     values.pop(key)
@@ -274,6 +290,7 @@ class NodeMutations:
                 parse_id(input.kept_node_id, "keptNodeId"),
                 parse_id(input.absorbed_node_id, "absorbedNodeId"),
                 values,
+                _expected(input.expected_updated_at),
             )
             return NodePayload(node=node_out(node))
 
@@ -291,11 +308,14 @@ class NodeMutations:
         confidence: float | None = None,
     ) -> SplitNodeResult:
         async def action(session, actor):
-            kept = {}
-            if input.kept_node_name:
-                kept["node_name"] = input.kept_node_name
-            if input.kept_summary:
-                kept["summary"] = input.kept_summary
+            kept = {
+                key: value
+                for key, value in (
+                    ("node_name", input.kept_node_name),
+                    ("summary", input.kept_summary),
+                )
+                if value is not None and value is not strawberry.UNSET
+            }
             original, created = await nodes.split_node(
                 session,
                 actor,
@@ -303,6 +323,7 @@ class NodeMutations:
                 parse_ids(input.utterance_ids, "utteranceIds"),
                 {"node_name": input.node_name, "summary": input.summary},
                 kept,
+                _expected(input.expected_updated_at),
             )
             return SplitNodePayload(node=node_out(original), new_node=node_out(created))
 

@@ -566,16 +566,30 @@ def _union(*lists: list[Any] | None) -> list[Any]:
     return merged
 
 
+def _require_version(overwrites: dict[str, Any], expected_updated_at: datetime | None) -> None:
+    """A merge or split that overwrites the name or summary a client read must say which version
+    it read, as `updateNode` does; otherwise a concurrent rename would be lost without a trace."""
+    if overwrites and expected_updated_at is None:
+        raise InvalidInput(
+            "expectedUpdatedAt is required to change the node's name or summary.",
+            field="expectedUpdatedAt",
+            code=ErrorCode.REQUIRED,
+        )
+
+
 async def merge_nodes(
     session: AsyncSession,
     actor: Actor,
     keep_id: uuid.UUID,
     absorb_id: uuid.UUID,
     values: dict[str, Any],
+    expected_updated_at: datetime | None = None,
 ) -> Node:
     """Folds `absorb_id` into `keep_id`: utterances, children, relationships, cluster memberships
-    and the chain position pass to the kept node; the absorbed node is deleted."""
+    and the chain position pass to the kept node; the absorbed node is deleted. `values` (a new
+    name or summary) overwrite the kept node's, so they need its version."""
     check_node_values(values)
+    _require_version(values, expected_updated_at)
     if keep_id == absorb_id:
         raise InvalidInput("A node cannot be merged with itself.", field="absorbedNodeId")
     conversation_id = await conversation_of_node(session, keep_id, "keptNodeId")
@@ -583,6 +597,7 @@ async def merge_nodes(
         session, conversation_id, actor.user_id, field="keptNodeId", missing="No such node."
     )
     keep = (await lock_nodes(session, conversation.id, [keep_id], "keptNodeId"))[keep_id]
+    check_version(keep, expected_updated_at, "node")
     absorb = (await lock_nodes(session, conversation.id, [absorb_id], "absorbedNodeId"))[absorb_id]
     if absorb.id in await hierarchy.ancestors(session, Node, "parent_id", keep.id):
         raise InvalidInput(
@@ -732,12 +747,22 @@ async def split_node(
     utterance_ids: list[uuid.UUID],
     values: dict[str, Any],
     kept_values: dict[str, Any],
+    expected_updated_at: datetime | None = None,
 ) -> tuple[Node, Node]:
     """Splits off the listed utterances into a new node placed right after the original in the
-    chain and among its parent's children, in the same clusters."""
-    check_node_values(values, "newNode.")
-    check_node_values(kept_values)
+    chain and among its parent's children, in the same clusters. `kept_values` (a new name or
+    summary for the original) overwrite the original's, so they need its version."""
+    check_node_values(values)
+    try:
+        check_node_values(kept_values)
+    except InvalidInput as error:
+        error.field = {"nodeName": "keptNodeName", "summary": "keptSummary"}.get(
+            error.field or "", error.field
+        )
+        raise
+    _require_version(kept_values, expected_updated_at)
     conversation, node = await lock_node(session, actor, node_id, "id")
+    check_version(node, expected_updated_at, "node")
     own = node.utterance_ids or []
     if len(set(utterance_ids)) != len(utterance_ids):
         raise InvalidInput(

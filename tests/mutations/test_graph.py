@@ -337,11 +337,25 @@ async def test_merge_and_split(gql, database) -> None:
         ),
         "createRelationship",
     )
-    merged = payload(
+    renaming = {"keptNodeId": kept["id"], "absorbedNodeId": absorbed["id"], "nodeName": "both"}
+    unversioned = payload(await gql(documents.MERGE_NODES, input=renaming), "mergeNodes")
+    assert (unversioned["__typename"], unversioned["field"], unversioned["code"]) == (
+        "ValidationError",
+        "expectedUpdatedAt",
+        "REQUIRED",
+    )
+    stale = payload(
         await gql(
             documents.MERGE_NODES,
-            input={"keptNodeId": kept["id"], "absorbedNodeId": absorbed["id"], "nodeName": "both"},
+            input={**renaming, "expectedUpdatedAt": kept["updatedAt"]},  # linked since: stale
         ),
+        "mergeNodes",
+    )
+    assert (stale["__typename"], stale["current"]["nodeName"]) == ("ConflictError", "kept")
+    assert await node_row(database, absorbed["id"]) is not None
+    kept_now = (await node_row(database, kept["id"]))["updated_at"].isoformat()
+    merged = payload(
+        await gql(documents.MERGE_NODES, input={**renaming, "expectedUpdatedAt": kept_now}),
         "mergeNodes",
     )["node"]
     assert merged["nodeName"] == "both"
@@ -425,6 +439,54 @@ async def test_merge_and_split(gql, database) -> None:
             {"id": str(uuid.uuid4()), "utteranceIds": [], "nodeName": "x", "summary": "s"},
             "NotFoundError",
             "id",
+        ),
+        (
+            documents.SPLIT_NODE,
+            "splitNode",
+            {"id": kept["id"], "utteranceIds": [], "nodeName": " ", "summary": "s"},
+            "ValidationError",
+            "nodeName",
+        ),
+        (
+            documents.SPLIT_NODE,
+            "splitNode",
+            {
+                "id": kept["id"],
+                "utteranceIds": [],
+                "nodeName": "x",
+                "summary": "s",
+                "keptNodeName": " ",
+                "expectedUpdatedAt": split["node"]["updatedAt"],
+            },
+            "ValidationError",
+            "keptNodeName",
+        ),
+        (
+            documents.SPLIT_NODE,
+            "splitNode",
+            {
+                "id": kept["id"],
+                "utteranceIds": [],
+                "nodeName": "x",
+                "summary": "s",
+                "keptSummary": "shorter",
+            },
+            "ValidationError",
+            "expectedUpdatedAt",
+        ),
+        (
+            documents.SPLIT_NODE,
+            "splitNode",
+            {
+                "id": kept["id"],
+                "utteranceIds": [],
+                "nodeName": "x",
+                "summary": "s",
+                "keptSummary": "shorter",
+                "expectedUpdatedAt": merged["updatedAt"],
+            },
+            "ConflictError",
+            "expectedUpdatedAt",
         ),
     ]
     for document, name, variables, typename, field in errors:

@@ -204,6 +204,66 @@ async def test_two_editors_at_once(live_server_url, gql) -> None:
     assert loser["currentUpdatedAt"] == winner["node"]["updatedAt"]
 
 
+async def test_two_editors_merge_or_split_and_rename_at_once(live_server_url, gql) -> None:
+    """A merge or split that renames the node it keeps races a plain rename of that node, both
+    from the same version: exactly one lands, the other is a ConflictError showing the winner."""
+    conversation = await new_conversation(gql)
+    utterances = await append(gql, conversation["id"], "one", "two")
+
+    async def send(query: str, name: str, variables: dict[str, Any]) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=live_server_url, timeout=30) as client:
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+            assert response.status_code == 200
+            return response.json()["data"][name]
+
+    for operation in ("merge", "split"):
+        absorbed = await new_node(gql, conversation["id"], f"absorbed by {operation}")
+        node = await new_node(
+            gql, conversation["id"], operation, utteranceIds=[row["id"] for row in utterances]
+        )
+        version = {"expectedUpdatedAt": node["updatedAt"]}
+        if operation == "merge":
+            structural = send(
+                documents.MERGE_NODES,
+                "mergeNodes",
+                {
+                    "input": {
+                        "keptNodeId": node["id"],
+                        "absorbedNodeId": absorbed["id"],
+                        "nodeName": "merged",
+                        **version,
+                    }
+                },
+            )
+        else:
+            structural = send(
+                documents.SPLIT_NODE,
+                "splitNode",
+                {
+                    "input": {
+                        "id": node["id"],
+                        "utteranceIds": [utterances[1]["id"]],
+                        "nodeName": "split off",
+                        "summary": "s",
+                        "keptNodeName": "split",
+                        **version,
+                    }
+                },
+            )
+        rename = send(
+            documents.UPDATE_NODE,
+            "updateNode",
+            {"input": {"id": node["id"], "nodeName": "renamed", **version}},
+        )
+        results = await asyncio.gather(structural, rename)
+        kinds = [result["__typename"] for result in results]
+        assert kinds.count("ConflictError") == 1, (operation, results)
+        winner = next(result for result in results if result["__typename"] != "ConflictError")
+        loser = next(result for result in results if result["__typename"] == "ConflictError")
+        assert loser["current"]["nodeName"] == winner["node"]["nodeName"], operation
+        assert loser["currentUpdatedAt"] == winner["node"]["updatedAt"], operation
+
+
 async def test_concurrent_training_exports_never_overlap(live_server_url, gql, database) -> None:
     conversation = await new_conversation(gql)
     for index in range(30):
