@@ -14,7 +14,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.models import Base
-from db.settings import ConfigurationError, get_settings, resolve_database_url, to_async_url
+from db.settings import (
+    ConfigurationError,
+    connect_arguments,
+    get_settings,
+    resolve_database_url,
+    to_async_url,
+)
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):
@@ -29,8 +35,11 @@ def _fail(message: str) -> None:
 
 
 def _configured_url() -> str | None:
-    explicit = config.attributes.get("database_url") or os.environ.get("DATABASE_URL")
-    return explicit or get_settings().database_url
+    """The URL given to this run; an empty DATABASE_URL counts as given (and is refused)."""
+    explicit = config.attributes.get("database_url")
+    if explicit is None:
+        explicit = os.environ.get("DATABASE_URL")
+    return explicit if explicit is not None else get_settings().database_url
 
 
 def _configure(**options: object) -> None:
@@ -44,7 +53,9 @@ def _configure(**options: object) -> None:
 
 def run_migrations_offline() -> None:
     """`alembic upgrade head --sql`: emits SQL and never connects, so no server is needed."""
-    raw = _configured_url() or "postgresql://localhost/lct"
+    raw = _configured_url()
+    if raw is None:
+        raw = "postgresql://localhost/lct"
     try:
         url = to_async_url(raw)
     except ConfigurationError as error:
@@ -63,16 +74,21 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     try:
         raw = _configured_url()
-        url = to_async_url(raw) if raw else resolve_database_url()
+        url = to_async_url(raw) if raw is not None else resolve_database_url()
     except ConfigurationError as error:
         _fail(str(error))
-    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args={"timeout": 10})
+    engine = create_async_engine(
+        url.set(query={}),
+        poolclass=pool.NullPool,
+        connect_args={"timeout": 10, **connect_arguments(url)},
+    )
     try:
         connection = await engine.connect()
     except (OSError, TimeoutError, DBAPIError) as error:
         await engine.dispose()
         where = f"{url.host or 'local socket'}:{url.port or 5432}/{url.database}"
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0] or type(error).__name__
+        lines = str(getattr(error, "orig", None) or error).splitlines()
+        reason = lines[0] if lines else type(error).__name__  # a TimeoutError says nothing
         _fail(f"cannot connect to PostgreSQL at {where}: {reason}")
     try:
         await connection.run_sync(do_run_migrations)

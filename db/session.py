@@ -10,22 +10,24 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.settings import Settings, get_settings, resolve_database_url
+from db.settings import Settings, connect_arguments, get_settings, resolve_database_url
 
 
 def create_engine(url: URL | None = None, settings: Settings | None = None) -> AsyncEngine:
     """An asyncpg engine whose every connection runs under the configured statement timeout."""
     settings = settings or get_settings()
     url = url or resolve_database_url(settings)
-    server_settings = {"application_name": "lct-graph"}
+    arguments = connect_arguments(url)
+    # DATABASE_URL's application_name wins over ours; the statement timeout is always ours.
+    server_settings = {"application_name": "lct-graph", **arguments.get("server_settings", {})}
     if settings.statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
     return create_async_engine(
-        url,
+        url.set(query={}),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": server_settings},
+        connect_args={**arguments, "server_settings": server_settings},
     )
 
 

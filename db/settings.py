@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -103,12 +103,86 @@ def get_settings() -> Settings:
     return Settings()
 
 
+# libpq's URL parameters that asyncpg's own URL parser implements: they stay in the URL.
+PASSED_THROUGH_PARAMETERS = (
+    "host",
+    "port",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "sslpassword",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "target_session_attrs",
+    "passfile",
+    "krbsrvname",
+    "gsslib",
+)
+# libpq's URL parameters that asyncpg takes as keyword arguments instead (see connect_arguments).
+TRANSLATED_PARAMETERS = ("application_name", "options", "connect_timeout")
+SUPPORTED_PARAMETERS = tuple(sorted(PASSED_THROUGH_PARAMETERS + TRANSLATED_PARAMETERS))
+
+PARAMETER_VALUES = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "target_session_attrs": (
+        "any",
+        "primary",
+        "standby",
+        "prefer-standby",
+        "read-write",
+        "read-only",
+    ),
+    "ssl_min_protocol_version": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+    "ssl_max_protocol_version": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+    "gsslib": ("gssapi", "sspi"),
+}
+
+
+def _parameters(url: URL) -> dict[str, str]:
+    """The URL's query parameters, each checked: a supported name, given once, a valid value."""
+    parameters = {}
+    for name, value in url.query.items():
+        if name not in SUPPORTED_PARAMETERS:
+            raise ConfigurationError(
+                f"DATABASE_URL has an unsupported parameter {name!r}: the supported ones are "
+                + ", ".join(SUPPORTED_PARAMETERS)
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(f"DATABASE_URL gives the parameter {name!r} more than once")
+        allowed = PARAMETER_VALUES.get(name)
+        if allowed is not None and value not in allowed:
+            raise ConfigurationError(
+                f"DATABASE_URL has {name}={value!r}: expected one of " + ", ".join(allowed)
+            )
+        parameters[name] = value
+    if "connect_timeout" in parameters:
+        timeout = parameters["connect_timeout"]
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            seconds = 0.0
+        if not 0 < seconds < float("inf"):
+            raise ConfigurationError(
+                f"DATABASE_URL has connect_timeout={timeout!r}: expected seconds, more than 0"
+            )
+    return parameters
+
+
 def to_async_url(raw: str) -> URL:
     """Turns the user's `postgresql://user:pass@host:port/db` into an asyncpg URL.
 
     The driver is this code's business, so any `postgres://` or `postgresql+driver://` form is
-    accepted and rewritten.
+    accepted and rewritten. Query parameters are libpq's (`?sslmode=require`) and stay in the URL
+    as written; only those asyncpg can honour are accepted (`SUPPORTED_PARAMETERS`), and
+    `connect_arguments` turns them into what asyncpg takes.
     """
+    if not raw.strip():
+        raise ConfigurationError(
+            "DATABASE_URL is set but empty: unset it to use the embedded PostgreSQL, or give "
+            "postgresql://user:password@host:port/dbname"
+        )
     try:
         url = make_url(raw.strip())
         port = url.port
@@ -125,13 +199,38 @@ def to_async_url(raw: str) -> URL:
         )
     if not url.database:
         raise ConfigurationError("DATABASE_URL names no database: add /dbname at the end")
+    _parameters(url)
     return url.set(drivername="postgresql+asyncpg")
+
+
+def connect_arguments(url: URL) -> dict[str, Any]:
+    """`asyncpg.connect()` keyword arguments that reach a URL from `to_async_url`, parameters
+    and all.
+
+    asyncpg reads libpq's SSL and session parameters from a connection URL itself (`dsn`), the
+    way libpq does. Three it does not know: `application_name` and `options` become
+    `server_settings` (sent at start-up, as libpq sends them) and `connect_timeout` becomes
+    `timeout`. SQLAlchemy would instead hand every URL parameter to asyncpg as a keyword argument,
+    so an engine gets these as `connect_args` and the URL without its query.
+    """
+    query = _parameters(url)
+    arguments: dict[str, Any] = {}
+    server_settings = {
+        name: query.pop(name) for name in ("application_name", "options") if name in query
+    }
+    if server_settings:
+        arguments["server_settings"] = server_settings
+    if "connect_timeout" in query:
+        arguments["timeout"] = float(query.pop("connect_timeout"))
+    dsn = url.set(drivername="postgresql", query=query)
+    arguments["dsn"] = dsn.render_as_string(hide_password=False)
+    return arguments
 
 
 def resolve_database_url(settings: Settings | None = None) -> URL:
     """The asyncpg URL of the configured server, starting the embedded one when none is set."""
     settings = settings or get_settings()
-    if settings.database_url:
+    if settings.database_url is not None:
         return to_async_url(settings.database_url)
     from db.embedded import embedded_url
 

@@ -14,14 +14,25 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
-from db.settings import PROJECT_ROOT, ConfigurationError, to_async_url
+from db.session import create_engine
+from db.settings import (
+    PROJECT_ROOT,
+    SUPPORTED_PARAMETERS,
+    ConfigurationError,
+    Settings,
+    connect_arguments,
+    to_async_url,
+)
 from tests.conftest import asyncpg_dsn, plain_url
 from tests.test_migrations import GAPS, INITIAL, current_revision, history
 
@@ -337,9 +348,174 @@ def test_an_unknown_database_is_one_line(server_url) -> None:
         ("nonsense", "DATABASE_URL is malformed"),
         ("mysql://user:s3cret@host/db", "must point at PostgreSQL"),
         ("postgresql://user:s3cret@host:5432", "names no database"),
+        ("postgresql://user:s3cret@host/db?sslmod=require", "unsupported parameter 'sslmod'"),
+        ("postgresql://user:s3cret@host/db?sslmode=on", "sslmode='on': expected one of disable"),
+        ("postgresql://user:s3cret@host/db?connect_timeout=soon", "connect_timeout='soon'"),
+        ("postgresql://user:s3cret@host/db?connect_timeout=0", "more than 0"),
+        ("postgresql://user:s3cret@host/db?target_session_attrs=master", "target_session_attrs"),
+        ("postgresql://user:s3cret@host/db?sslmode=require&sslmode=disable", "more than once"),
+        ("", "DATABASE_URL is set but empty"),
+        ("   ", "DATABASE_URL is set but empty"),
     ],
 )
 def test_a_malformed_url_is_one_line(url, complaint) -> None:
     line = one_line_error(alembic("upgrade", "head", database=url))
     assert complaint in line
     assert "s3cret" not in line
+
+
+def test_an_empty_url_is_refused_offline_too() -> None:
+    """Set but empty is a mistake, never a quiet fallback to the embedded server."""
+    line = one_line_error(alembic("upgrade", "head", "--sql", database=""))
+    assert "DATABASE_URL is set but empty" in line
+
+
+# --- libpq's URL parameters ----------------------------------------------------------------------
+
+ALL_PARAMETERS = (
+    "sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem&sslcert=/c.pem&sslkey=/k.pem&sslcrl=/r.pem"
+    "&sslpassword=pw&ssl_min_protocol_version=TLSv1.2&ssl_max_protocol_version=TLSv1.3"
+    "&target_session_attrs=read-write&passfile=/p&krbsrvname=postgres&gsslib=gssapi"
+    "&application_name=lct-migrations&options=-c%20work_mem%3D7MB&connect_timeout=2.5"
+    "&host=db.example&port=6543"
+)
+
+
+def test_libpq_parameters_are_kept_and_translated_for_asyncpg() -> None:
+    url = to_async_url(f"postgresql://u:p@/lct?{ALL_PARAMETERS}")
+    assert sorted(url.query) == sorted(SUPPORTED_PARAMETERS)
+    assert to_async_url(url.render_as_string(hide_password=False)) == url  # idempotent
+    arguments = connect_arguments(url)
+    assert arguments["server_settings"] == {
+        "application_name": "lct-migrations",
+        "options": "-c work_mem=7MB",
+    }
+    assert arguments["timeout"] == 2.5
+    # asyncpg parses the rest from the URL itself, as libpq does.
+    dsn = arguments.pop("dsn")
+    assert dsn.startswith("postgresql://u:p@/lct?")
+    assert "sslmode=verify-full" in dsn and "sslrootcert=%2Fetc%2Fssl%2Fca.pem" in dsn
+    assert "application_name" not in dsn and "connect_timeout" not in dsn
+    assert sorted(arguments) == ["server_settings", "timeout"]
+    assert connect_arguments(to_async_url("postgresql://u@h/d")) == {"dsn": "postgresql://u@h/d"}
+
+
+async def test_alembic_migrates_with_libpq_parameters(database) -> None:
+    """Before: TypeError: connect() got an unexpected keyword argument 'sslmode'."""
+    url = (
+        f"{plain_url(database)}?sslmode=prefer&application_name=lct-migrations"
+        "&connect_timeout=20&options=-c%20lock_timeout%3D60s"
+    )
+    ok(alembic("upgrade", "head", database=url))
+    assert await revision_of(database) == history()[-1]
+    assert ok(alembic("current", database=url)).strip() == f"{history()[-1]} (head)"
+
+
+async def test_the_engine_honours_the_url_parameters(database) -> None:
+    url = to_async_url(
+        f"{plain_url(database)}?sslmode=prefer&application_name=lct-reporting"
+        "&options=-c%20work_mem%3D7MB&connect_timeout=20"
+    )
+    engine = create_engine(url, Settings(_env_file=None, statement_timeout_ms=4321))
+    try:
+        async with engine.connect() as connection:
+            settings = await connection.exec_driver_sql(
+                "SELECT current_setting('application_name'), current_setting('work_mem'),"
+                " current_setting('statement_timeout')"
+            )
+            assert tuple(settings.one()) == ("lct-reporting", "7MB", "4321ms")
+    finally:
+        await engine.dispose()
+
+
+SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+
+
+@contextmanager
+def fake_server(*, silent: bool = False) -> Iterator[tuple[int, list[bytes]]]:
+    """A loopback listener that records the first packets a client sends: it refuses SSL ('N')
+    and hangs up after the start-up packet, or, when `silent`, accepts and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.1)
+    packets: list[bytes] = []
+    stop = threading.Event()
+
+    def read_packet(connection: socket.socket) -> bytes:
+        data = b""
+        while len(data) < 4 or len(data) < int.from_bytes(data[:4], "big"):
+            chunk = connection.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+        return data
+
+    def serve() -> None:
+        held = []
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            if silent:
+                held.append(connection)
+                continue
+            with connection:
+                connection.settimeout(10)
+                while packet := read_packet(connection):
+                    packets.append(packet)
+                    if packet != SSL_REQUEST:
+                        break
+                    connection.sendall(b"N")
+        for connection in held:
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], packets
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_sslmode_reaches_the_driver() -> None:
+    with fake_server() as (port, packets):
+        line = one_line_error(
+            alembic("current", database=f"postgresql://u@127.0.0.1:{port}/lct?sslmode=require")
+        )
+    assert "rejected SSL upgrade" in line
+    assert packets == [SSL_REQUEST]  # asked for TLS, and stopped when the server said no
+
+    with fake_server() as (port, packets):
+        one_line_error(
+            alembic("current", database=f"postgresql://u@127.0.0.1:{port}/lct?sslmode=disable")
+        )
+    assert SSL_REQUEST not in packets and len(packets) == 1
+
+
+def test_application_name_and_options_reach_the_server_at_start_up() -> None:
+    with fake_server() as (port, packets):
+        one_line_error(
+            alembic(
+                "current",
+                database=f"postgresql://u@127.0.0.1:{port}/lct?application_name=lct-migrations"
+                "&options=-c%20lock_timeout%3D5s",
+            )
+        )
+    startup = packets[-1]
+    assert b"\0application_name\0lct-migrations\0" in startup
+    assert b"\0options\0-c lock_timeout=5s\0" in startup
+
+
+def test_connect_timeout_bounds_the_wait_for_a_silent_server() -> None:
+    with fake_server(silent=True) as (port, _packets):
+        started = time.monotonic()
+        line = one_line_error(
+            alembic("current", database=f"postgresql://u@127.0.0.1:{port}/lct?connect_timeout=1")
+        )
+        elapsed = time.monotonic() - started
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}/lct" in line
+    assert elapsed < 8  # the default is 10 seconds
