@@ -15,6 +15,7 @@ Variables are known when an operation starts, so the rule is built per operation
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from db.settings import Settings
 
@@ -279,8 +281,39 @@ def limit_rule(limits: Limits, variables: Mapping[str, Any]) -> type[ValidationR
     return QueryLimitsRule
 
 
+class ValidationResults:
+    """The errors of GraphQL's own validation rules, remembered per document text.
+
+    They depend on the document and the schema alone, and validating a document costs more than
+    executing a small query; the limit rule depends on the variables too, so it runs every time.
+    Bounded, so that a client sending ever new documents cannot grow it.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._errors: OrderedDict[tuple[Any, ...], list[GraphQLError]] = OrderedDict()
+
+    def validate(
+        self, schema: Any, query: str, document: Any, rules: tuple[type[Any], ...]
+    ) -> list[GraphQLError]:
+        key = (id(schema), query, rules)
+        errors = self._errors.get(key)
+        if errors is None:
+            errors = validate_document(schema, document, rules)
+            self._errors[key] = errors
+            if len(self._errors) > self.size:
+                self._errors.popitem(last=False)
+        else:
+            self._errors.move_to_end(key)
+        return errors
+
+
+VALIDATION_RESULTS = ValidationResults()
+
+
 class QueryLimits(SchemaExtension):
-    """Adds the limit rule (built with the operation's variables) and the parser's token cap."""
+    """Validates with the standard rules (remembered per document), then the limit rule built
+    with the operation's variables; and sets the parser's token cap."""
 
     def __init__(self, limits: Limits, *, introspection: bool = True) -> None:
         self.limits = limits
@@ -288,12 +321,23 @@ class QueryLimits(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        variables = context.variables if isinstance(context.variables, Mapping) else {}
-        rules: tuple[type[Any], ...] = (limit_rule(self.limits, variables),)
         if not self.introspection:
-            rules += (NoSchemaIntrospectionCustomRule,)
-        context.validation_rules = context.validation_rules + rules
+            context.validation_rules = (*context.validation_rules, NoSchemaIntrospectionCustomRule)
         context.parse_options["max_tokens"] = self.limits.max_tokens
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        schema = context.schema._schema
+        document = context.graphql_document
+        if document is not None and context.query is not None:
+            errors = VALIDATION_RESULTS.validate(
+                schema, context.query, document, tuple(context.validation_rules)
+            )
+            if not errors:
+                variables = context.variables if isinstance(context.variables, Mapping) else {}
+                errors = validate_document(schema, document, (limit_rule(self.limits, variables),))
+            context.pre_execution_errors = errors
         yield
 
 

@@ -433,7 +433,7 @@ class Loaders:
                 arguments.page,
                 (lambda row: from_row(kind, row))
                 if plan is None
-                else (lambda row: Rendered(row._document)),
+                else (lambda row: Rendered(row[-1])),
                 None if plan is None else (lambda source: render(plan, source, self.visible)),
             )
 

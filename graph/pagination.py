@@ -72,17 +72,18 @@ class Edge(Generic[T]):
 
 @strawberry.type(description="One page of a list; see `pageInfo` to continue.")
 class Connection(Generic[T]):
-    items: strawberry.Private[list[tuple[str, Any]]]
+    page: strawberry.Private[Page]
     page_info: PageInfo
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="The items of this page, in order.")
     def nodes(self) -> list[T]:
-        return [item for _, item in self.items]
+        return self.page.items
 
     @strawberry.field
     def edges(self) -> list[Edge[T]]:
-        return [Edge(cursor=cursor, node=item) for cursor, item in self.items]
+        cursor = self.page.cursor
+        return [Edge(cursor=cursor(index), node=item) for index, item in enumerate(self.page.items)]
 
     @strawberry.field(description="How many items the list holds in all pages (filters apply).")
     async def total_count(self) -> int:
@@ -137,11 +138,10 @@ class Ordering:
         value = tuple_(*(literal(part) for part in cursor))
         return row > value if self.direction is Direction.ASC else row < value
 
-    def cursor(self, row: Any) -> str:
-        value = row[self.column]
+    def cursor(self, value: Any, row_id: Any) -> str:
         if value is None:
             value = _greatest(self.python_type)
-        payload = [self.column, _to_json(value), str(row["id"])]
+        payload = [self.column, _to_json(value), str(row_id)]
         return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
 
     def decode(self, cursor: str) -> tuple[Any, ...]:
@@ -192,8 +192,16 @@ def _from_json(python_type: type, value: Any) -> Any:
 
 @dataclass
 class Page:
-    rows: list[tuple[str, Any]]
+    """One parent's page: its items, and the sort key and id of each, for cursors on demand
+    (a canvas asks for a thousand nodes and no cursor but the last)."""
+
+    items: list[Any]
+    keys: list[tuple[Any, Any]]
+    order: Ordering
     has_next_page: bool
+
+    def cursor(self, index: int) -> str:
+        return self.order.cursor(*self.keys[index])
 
 
 async def fetch_pages(
@@ -210,7 +218,7 @@ async def fetch_pages(
     """Each parent's page in one statement; `parent=None` pages the whole table as one list.
 
     With `document`, the statement selects only the keys and each row's rendered JSON
-    (`graph.rendering`), computed for the rows of the page alone, and `make` receives that row.
+    (`graph.rendering`, the row's last column), computed for the rows of the page alone.
     """
     where = list(conditions)
     if parent is not None:
@@ -221,26 +229,31 @@ async def fetch_pages(
         partition_by=[parent] if parent is not None else None, order_by=order.order_by(table)
     )
     inner = select(table, position.label("_position")).where(and_(true(), *where)).subquery()
-    selected: list[Any] = [inner]
-    if document is not None:
-        keys = {"id", order.column, *([parent.key] if parent is not None else [])}
-        selected = [*(inner.c[key] for key in keys), document(inner).label("_document")]
+    # the parent, the sort key and the id first, read by position; then the row or its document
+    keys = [
+        (inner.c[parent.key] if parent is not None else literal(None)).label("_parent"),
+        inner.c[order.column].label("_sort"),
+        inner.c.id.label("_id"),
+    ]
+    rest: list[Any] = [inner] if document is None else [document(inner).label("_document")]
     statement = (
-        select(*selected)
+        select(*keys, *rest)
         .where(inner.c._position <= page.first + 1)
         .order_by(*([inner.c[parent.key]] if parent is not None else []), inner.c._position)
     )
     grouped: dict[Any, list[Any]] = {key: [] for key in parents}
+    single = parents[0] if parent is None else None
     for row in await fetch(statement):
-        mapping = row._mapping
-        key = mapping[parent.key] if parent is not None else parents[0]
-        grouped[key].append(mapping)
+        grouped[single if parent is None else row[0]].append(row)
     pages = []
     for key in parents:
         rows = grouped[key]
+        shown = rows[: page.first]
         pages.append(
             Page(
-                rows=[(order.cursor(row), make(row)) for row in rows[: page.first]],
+                items=[make(row) for row in shown],
+                keys=[(row[1], row[2]) for row in shown],
+                order=order,
                 has_next_page=len(rows) > page.first,
             )
         )
@@ -272,12 +285,12 @@ def _array_of(column: KeyedColumnElement[Any]) -> Any:
 
 def connection(page: Page, after_given: bool, count: Callable[[], Awaitable[int]]) -> Any:
     return Connection(
-        items=page.rows,
+        page=page,
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=after_given,
-            start_cursor=page.rows[0][0] if page.rows else None,
-            end_cursor=page.rows[-1][0] if page.rows else None,
+            start_cursor=page.cursor(0) if page.items else None,
+            end_cursor=page.cursor(len(page.items) - 1) if page.items else None,
         ),
         count=count,
     )
