@@ -8,6 +8,7 @@ import sys
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -93,6 +94,9 @@ async def run_async_migrations() -> None:
     try:
         await connection.run_sync(do_run_migrations)
         await connection.commit()
+    except CommandError as error:  # a revision that refuses to run, with the reason for a person
+        await connection.rollback()
+        _fail(str(error))
     finally:
         await connection.close()
         await engine.dispose()

@@ -316,6 +316,66 @@ async def test_gap_revision_upgrades_existing_databases(
         await connection.close()
 
 
+# Rows a database at the original 732e0cd9a870 may hold, which the gap revision's UNIQUEs refuse:
+# five repeated utterance keys (sequence numbers 1, 2, 4, 5, 6) and one repeated relationship.
+REPEATED_KEYS = """
+INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number)
+SELECT conversation_id, 'again', 'bob', sequence_number FROM utterances WHERE sequence_number <= 2;
+INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number)
+SELECT id, 'twice', 'carol', n
+FROM conversations, generate_series(4, 6) AS n, generate_series(1, 2) AS copy;
+INSERT INTO relationships (conversation_id, from_node_id, to_node_id, relationship_type)
+SELECT conversation_id, from_node_id, to_node_id, relationship_type FROM relationships;
+"""
+REMOVE_REPEATED_KEYS = """
+DELETE FROM utterances later USING utterances earlier
+WHERE later.conversation_id = earlier.conversation_id
+  AND later.sequence_number = earlier.sequence_number AND later.id > earlier.id;
+DELETE FROM relationships later USING relationships earlier
+WHERE (later.from_node_id, later.to_node_id, later.relationship_type)
+    = (earlier.from_node_id, earlier.to_node_id, earlier.relationship_type)
+  AND later.id > earlier.id;
+"""
+
+
+async def expected_refusal_parts(connection: asyncpg.Connection) -> list[str]:
+    """What the refusal must name for SEED_ROWS + REPEATED_KEYS: counts and the first keys."""
+    conversation = await connection.fetchval("SELECT id FROM conversations")
+    edge = await connection.fetchrow("SELECT from_node_id, to_node_id FROM relationships LIMIT 1")
+    return [
+        "5 (conversation_id, sequence_number) keys repeat in utterances, for example "
+        f"({conversation}, 1) 2 times, ({conversation}, 2) 2 times, ({conversation}, 4) 2 times;",
+        "1 (from_node_id, to_node_id, relationship_type) keys repeat in relationships, for example "
+        f"({edge['from_node_id']}, {edge['to_node_id']}, elaborates) 2 times;",
+        "delete the extra rows",
+    ]
+
+
+async def test_offline_sql_refuses_repeated_keys_when_applied(
+    closed_port, empty_database, alembic_config_for
+) -> None:
+    """`--sql` cannot look at the data, so its script carries the check and raises."""
+    await asyncio.to_thread(command.upgrade, alembic_config_for(empty_database), INITIAL)
+    sql = offline_sql(closed_port, f"{INITIAL}:head")
+    connection = await asyncpg.connect(asyncpg_dsn(empty_database))
+    try:
+        await connection.execute(SEED_ROWS + REPEATED_KEYS)
+        before = await snapshot(connection)
+        with pytest.raises(asyncpg.RaiseError) as raised:
+            await connection.execute(sql)
+        await connection.execute("ROLLBACK")  # the script's own transaction, now failed
+        for part in await expected_refusal_parts(connection):
+            assert part in str(raised.value)
+        assert await current_revision(connection) == INITIAL
+        assert await snapshot(connection) == before
+
+        await connection.execute(REMOVE_REPEATED_KEYS)
+        await connection.execute(sql)
+        assert await current_revision(connection) == history()[-1]
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 async def head_connection(database_factory, alembic_config_for):
     url = await database_factory.create()

@@ -34,7 +34,17 @@ from db.settings import (
     to_async_url,
 )
 from tests.conftest import asyncpg_dsn, plain_url
-from tests.test_migrations import GAPS, INITIAL, current_revision, history
+from tests.test_migrations import (
+    GAPS,
+    INITIAL,
+    REMOVE_REPEATED_KEYS,
+    REPEATED_KEYS,
+    SEED_ROWS,
+    current_revision,
+    expected_refusal_parts,
+    history,
+    snapshot,
+)
 
 ALEMBIC = Path(sys.executable).with_name("alembic")
 
@@ -111,6 +121,32 @@ async def test_upgrade_and_downgrade_commands(database) -> None:
     ok(alembic("downgrade", INITIAL, database=database))
     assert await revision_of(database) == INITIAL
     assert await has_table(database, "conversations")
+
+
+async def test_repeated_keys_stop_the_gap_revision_in_one_line(database) -> None:
+    """Before: a UniqueViolationError traceback from ADD CONSTRAINT."""
+    ok(alembic("upgrade", INITIAL, database=database))
+    connection = await asyncpg.connect(asyncpg_dsn(database))
+    try:
+        await connection.execute(SEED_ROWS + REPEATED_KEYS)
+        before = await snapshot(connection)
+
+        result = alembic("upgrade", "head", database=database)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        # Alembic's progress lines, then one line that says why.
+        [line] = [line for line in result.stderr.splitlines() if not line.startswith("INFO ")]
+        assert line.startswith("error: revision 5d1f0c3a9b27 adds unique keys")
+        for part in await expected_refusal_parts(connection):
+            assert part in line
+        # Rolled back: still at the initial revision, no index, default or trigger of the next.
+        assert await current_revision(connection) == INITIAL
+        assert await snapshot(connection) == before
+
+        await connection.execute(REMOVE_REPEATED_KEYS)
+        ok(alembic("upgrade", "head", database=database))
+        assert await current_revision(connection) == history()[-1]
+    finally:
+        await connection.close()
 
 
 def test_history_lists_every_revision() -> None:

@@ -8,7 +8,8 @@ Create Date: 2026-11-24 06:00:00
 - indexes on the self-referencing foreign keys (parent, predecessor, successor, parent cluster);
 - GIN indexes on the uuid[] / int[] columns the API searches by member;
 - UNIQUE(conversation_id, sequence_number) on utterances and
-  UNIQUE(from_node_id, to_node_id, relationship_type) on relationships, from the data model;
+  UNIQUE(from_node_id, to_node_id, relationship_type) on relationships, from the data model
+  (a database that already repeats such a key is refused with the keys named, and left as it was);
 - ON DELETE SET NULL on the self references, so deleting a node or cluster never fails on them;
 - updated_at kept current by the database on every UPDATE, and tsv_search filled from the
   conversation name, by triggers.
@@ -16,7 +17,9 @@ Create Date: 2026-11-24 06:00:00
 
 from collections.abc import Sequence
 
-from alembic import op
+import sqlalchemy as sa
+from alembic import context, op
+from alembic.util import CommandError
 
 revision: str = "5d1f0c3a9b27"
 down_revision: str | Sequence[str] | None = "732e0cd9a870"
@@ -63,6 +66,75 @@ UNIQUES = (
     ),
 )
 
+EXAMPLES = 3
+
+
+def _repeated_keys_query(table: str, columns: str) -> str:
+    """How many keys of `columns` repeat in `table`, and the first few, as one row."""
+    return f"""
+        SELECT count(*) AS repeated,
+               string_agg(example, ', ' ORDER BY position)
+                   FILTER (WHERE position <= {EXAMPLES}) AS examples
+        FROM (
+            SELECT '(' || concat_ws(', ', {columns}) || ') ' || count(*) || ' times' AS example,
+                   row_number() OVER (ORDER BY {columns}) AS position
+            FROM {table} GROUP BY {columns} HAVING count(*) > 1
+        ) AS repeats"""
+
+
+REFUSAL_START = "revision 5d1f0c3a9b27 adds unique keys that existing rows repeat: "
+REFUSAL_END = (
+    "; delete the extra rows (or give them keys of their own) and upgrade again"
+    " (the database was left unchanged)"
+)
+PROBLEM = "{count} ({columns}) keys repeat in {table}, for example {examples}"
+
+
+def _refuse_repeated_keys() -> None:
+    """ADD CONSTRAINT ... UNIQUE on rows that repeat a key fails with a bare database error; say
+    which keys, before anything changes. Offline (`--sql`) the same check is a DO block that
+    raises when the script is applied."""
+    if context.is_offline_mode():
+        checks = "".join(
+            f"""
+    SELECT found.repeated, found.examples INTO repeated_keys, example_keys
+    FROM ({_repeated_keys_query(table, columns)}) AS found;
+    IF repeated_keys > 0 THEN
+        problems := array_append(problems, format(
+            '{PROBLEM.format(count="%s", columns=columns, table=table, examples="%s")}',
+            repeated_keys, example_keys));
+    END IF;"""
+            for table, _name, columns in UNIQUES
+        )
+        op.execute(
+            f"""
+DO $$
+DECLARE
+    problems text[] := '{{}}';
+    repeated_keys bigint;
+    example_keys text;
+BEGIN{checks}
+    IF cardinality(problems) > 0 THEN
+        RAISE EXCEPTION '%', '{REFUSAL_START}' || array_to_string(problems, '; ')
+            || '{REFUSAL_END}';
+    END IF;
+END
+$$"""
+        )
+        return
+    problems = []
+    for table, _name, columns in UNIQUES:
+        found = op.get_bind().execute(sa.text(_repeated_keys_query(table, columns))).one()
+        if found.repeated:
+            problems.append(
+                PROBLEM.format(
+                    count=found.repeated, columns=columns, table=table, examples=found.examples
+                )
+            )
+    if problems:
+        raise CommandError(REFUSAL_START + "; ".join(problems) + REFUSAL_END)
+
+
 SET_UPDATED_AT = """
 CREATE OR REPLACE FUNCTION lct_set_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -85,6 +157,7 @@ $$
 
 
 def upgrade() -> None:
+    _refuse_repeated_keys()
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} ALTER COLUMN id SET DEFAULT gen_random_uuid()")
     for name, table, definition in INDEXES:
