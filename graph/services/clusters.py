@@ -37,15 +37,17 @@ CLUSTER_FIELDS = (
 )
 
 
-def _check(values: dict[str, Any]) -> None:
+def check_cluster_values(values: dict[str, Any], prefix: str = "") -> None:
     if "cluster_name" in values:
-        check_text(values["cluster_name"], "clusterName", required=True)
+        check_text(values["cluster_name"], prefix + "clusterName", required=True)
     for name, field in (("summary", "summary"), ("color", "color"), ("icon", "icon")):
         if name in values:
-            check_text(values[name], field)
+            check_text(values[name], prefix + field)
     if "level" in values and (values["level"] is None or values["level"] < 0):
-        raise InvalidInput("level must be 0 or more.", field="level", code=ErrorCode.OUT_OF_RANGE)
-    check_unit_interval(values.get("clustering_confidence"), "clusteringConfidence")
+        raise InvalidInput(
+            "level must be 0 or more.", field=prefix + "level", code=ErrorCode.OUT_OF_RANGE
+        )
+    check_unit_interval(values.get("clustering_confidence"), prefix + "clusteringConfidence")
 
 
 async def _check_members(
@@ -105,7 +107,7 @@ async def create_cluster(
     log: bool = True,
 ) -> Cluster:
     values = {"auto_generated": False, "level": 0, **values}
-    _check(values)
+    check_cluster_values(values)
     conversation = await lock_conversation(session, conversation_id, actor.user_id)
     await _check_members(session, conversation.id, node_ids, "nodeIds")
     if parent_cluster_id is not None:
@@ -163,7 +165,7 @@ async def update_cluster(
     parent_cluster_id: uuid.UUID | None = None,
     change_parent: bool = False,
 ) -> Cluster:
-    _check(values)
+    check_cluster_values(values)
     conversation, cluster = await _lock(session, actor, cluster_id)
     check_version(cluster, expected_updated_at, "cluster")
     changes: dict[str, tuple[Any, Any]] = {}

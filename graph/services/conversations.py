@@ -178,7 +178,7 @@ def _check_utterance(values: dict[str, Any], prefix: str) -> None:
     for name in ("text_cleaned", "speaker_name", "speaker_role", "language", "emotion"):
         if name in values:
             check_text(values[name], prefix + _field(name))
-    if "sequence_number" in values and values["sequence_number"] < 0:
+    if (values.get("sequence_number") or 0) < 0:
         raise InvalidInput(
             "sequenceNumber must not be negative.",
             field=prefix + "sequenceNumber",

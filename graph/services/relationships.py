@@ -34,17 +34,17 @@ RELATIONSHIP_FIELDS = (
 )
 
 
-def _check(values: dict[str, Any]) -> None:
+def check_relationship_values(values: dict[str, Any], prefix: str = "") -> None:
     if "relationship_type" in values:
-        check_text(values["relationship_type"], "relationshipType", required=True)
+        check_text(values["relationship_type"], prefix + "relationshipType", required=True)
     for name, field in (
         ("relationship_subtype", "relationshipSubtype"),
         ("explanation", "explanation"),
     ):
         if name in values:
-            check_text(values[name], field)
-    check_unit_interval(values.get("strength"), "strength")
-    check_unit_interval(values.get("confidence"), "confidence")
+            check_text(values[name], prefix + field)
+    check_unit_interval(values.get("strength"), prefix + "strength")
+    check_unit_interval(values.get("confidence"), prefix + "confidence")
 
 
 async def _reload(session: AsyncSession, relationship_id: uuid.UUID) -> Relationship:
@@ -66,7 +66,7 @@ async def create_relationship(
     *,
     log: bool = True,
 ) -> Relationship:
-    _check(values)
+    check_relationship_values(values)
     conversation_id = await conversation_of_node(session, from_node_id, "fromNodeId")
     conversation = await lock_conversation(
         session, conversation_id, actor.user_id, field="fromNodeId", missing="No such node."
@@ -133,7 +133,7 @@ async def update_relationship(
     expected_updated_at: datetime | None,
     values: dict[str, Any],
 ) -> Relationship:
-    _check(values)
+    check_relationship_values(values)
     relationship = await _lock(session, actor, relationship_id)
     check_version(relationship, expected_updated_at, "relationship")
     if "supporting_utterance_ids" in values:

@@ -33,12 +33,24 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiCall, Cluster, Conversation, Edit, Node, Relationship, Utterance
-from graph.errors import ErrorCode, InvalidInput, camel
-from graph.services.common import Actor, check_text, lock_conversation, snapshot, word_count
-from graph.services.conversations import _check_conversation
+from graph.errors import ErrorCode, InvalidInput, UserFacingError, camel, from_database_error
+from graph.services.clusters import check_cluster_values
+from graph.services.common import (
+    Actor,
+    check_json,
+    check_text,
+    check_unit_interval,
+    lock_conversation,
+    snapshot,
+    word_count,
+)
+from graph.services.conversations import _check_conversation, _check_utterance
+from graph.services.nodes import check_node_values
+from graph.services.relationships import check_relationship_values
 
 FORMAT = "lct-graph.conversation"
 VERSION = 1
@@ -245,6 +257,7 @@ def _decode(kind: Any, raw: Any, path: str) -> Any:
         check_text(raw, path)
         return raw
     if isinstance(kind, JSONB):
+        check_json(raw, path)
         return raw
     raise InvalidInput("Unsupported value.", field=path)
 
@@ -314,6 +327,10 @@ async def import_conversation(
         ]
         for name, items in sections.items()
     }
+    for name, section_rows in rows.items():
+        for index, row in enumerate(section_rows):
+            _fill_required(name, row)
+            CHECKS[name](row, f"{name}[{index}].")
     _check_graph(rows)
     conversation_id = (
         _uuid(meta.get("id"), "conversation.id")
@@ -332,7 +349,13 @@ async def import_conversation(
         **conversation_values,
     )
     session.add(conversation)
-    await session.flush()
+    try:
+        await session.flush()
+    except DBAPIError as error:
+        located = _at_path(error, "conversation.")
+        if located is None:
+            raise
+        raise located from error
     await lock_conversation(session, conversation.id, actor.user_id)
     # Self references go in after every row exists.
     deferred = {
@@ -356,9 +379,7 @@ async def import_conversation(
             for row in batch:
                 row.setdefault("node_ids", [])
         if batch:
-            for row in batch:
-                _fill_required(name, row)
-            await _insert(session, MODELS[name], batch)
+            await _insert_section(session, name, batch)
     for name, columns in deferred.items():
         model = MODELS[name]
         changes = [
@@ -394,6 +415,55 @@ async def _refuse_taken_ids(session: AsyncSession, ids: list[uuid.UUID]) -> None
     )
     if taken:
         raise InvalidInput(ID_TAKEN, field="document", code=ErrorCode.DUPLICATE)
+
+
+def _check_edit(values: dict[str, Any], prefix: str) -> None:
+    check_text(values.get("user_id"), prefix + "userId", required=True)
+    check_text(values.get("field_name"), prefix + "fieldName", required=True)
+    check_unit_interval(values.get("user_confidence"), prefix + "userConfidence")
+
+
+# The checks the mutations that create each kind of row apply, given the row's document path.
+CHECKS: dict[str, Any] = {
+    "utterances": _check_utterance,
+    "nodes": check_node_values,
+    "relationships": check_relationship_values,
+    "clusters": check_cluster_values,
+    "edits": _check_edit,
+}
+
+
+def _at_path(error: DBAPIError, path: str) -> UserFacingError | None:
+    """The typed error for a violation PostgreSQL caught in the row at `path` (`nodes[3].`)."""
+    mapped = from_database_error(error)
+    if mapped is not None:
+        mapped.field = path + mapped.field if mapped.field else path.rstrip(".")
+    return mapped
+
+
+async def _insert_section(session: AsyncSession, section: str, batch: list[dict[str, Any]]) -> None:
+    """Inserts a section's rows; when PostgreSQL refuses the batch, finds the row it refused so the
+    error names its document path. The search (one row at a time, each in a savepoint) runs only
+    on failure; a refused id stays unattributed (see `_refuse_taken_ids`)."""
+    try:
+        async with session.begin_nested():
+            await _insert(session, MODELS[section], batch)
+    except DBAPIError as error:
+        mapped = from_database_error(error)
+        if mapped is None:
+            raise
+        if mapped.field == "id" and mapped.code is ErrorCode.DUPLICATE:
+            raise mapped from error
+        for index, row in enumerate(batch):
+            try:
+                async with session.begin_nested():
+                    await _insert(session, MODELS[section], [row])
+            except DBAPIError as row_error:
+                located = _at_path(row_error, f"{section}[{index}].")
+                if located is None:
+                    raise
+                raise located from row_error
+        raise mapped from error
 
 
 def _fill_required(section: str, row: dict[str, Any]) -> None:
@@ -500,11 +570,27 @@ def _check_graph(rows: dict[str, list[dict[str, Any]]]) -> None:
                 field=f"clusters[{index}].nodeIds",
                 code=ErrorCode.DUPLICATE,
             )
-    # utterances.node_id follows nodes' utterance_ids where the document leaves it empty.
+    # An utterance belongs to one node. Nodes' utteranceIds and utterances' nodeId state that one
+    # fact from either side: each completes the other, and they may not contradict each other.
     owner: dict[uuid.UUID, uuid.UUID] = {}
-    for node_id, (_index, row) in nodes.items():
-        for utterance_id in row.get("utterance_ids") or []:
-            owner.setdefault(utterance_id, node_id)
-    for row in rows["utterances"]:
-        if row.get("node_id") is None and row["id"] in owner:
-            row["node_id"] = owner[row["id"]]
+    for node_id, (index, row) in nodes.items():
+        for position, utterance_id in enumerate(row.get("utterance_ids") or []):
+            if utterance_id in owner:
+                raise InvalidInput(
+                    "This utterance is already listed by a node; it can belong to one only.",
+                    field=f"nodes[{index}].utteranceIds[{position}]",
+                    code=ErrorCode.DUPLICATE,
+                )
+            owner[utterance_id] = node_id
+    for index, row in enumerate(rows["utterances"]):
+        claimed, listed_by = row.get("node_id"), owner.get(row["id"])
+        if claimed is None:
+            row["node_id"] = listed_by
+        elif listed_by is None:
+            node = nodes[claimed][1]
+            node["utterance_ids"] = [*(node.get("utterance_ids") or []), row["id"]]
+        elif listed_by != claimed:
+            raise InvalidInput(
+                "nodeId names a node whose utteranceIds do not list this utterance.",
+                field=f"utterances[{index}].nodeId",
+            )

@@ -567,7 +567,7 @@ async def test_import_validation(gql) -> None:
                     }
                 ]
             },
-            "timestampEnd",
+            "utterances[0].timestampEnd",
             "INVALID",
         ),
         (
@@ -576,10 +576,10 @@ async def test_import_validation(gql) -> None:
                     {"id": "r", "fromNodeId": "a", "toNodeId": "a", "relationshipType": "x"}
                 ]
             },
-            "toNodeId",
+            "relationships[0].toNodeId",
             "INVALID",
         ),
-        ({"clusters": [{"id": "c", "clusterName": "no level"}]}, "level", "REQUIRED"),
+        ({"clusters": [{"id": "c", "clusterName": "no level"}]}, "clusters[0].level", "REQUIRED"),
     ]
     for change, field, code in cases:
         result = payload(
