@@ -331,6 +331,7 @@ async def import_conversation(
         for index, row in enumerate(section_rows):
             _fill_required(name, row)
             CHECKS[name](row, f"{name}[{index}].")
+    _as_history(rows["edits"])
     _check_graph(rows)
     conversation_id = (
         _uuid(meta.get("id"), "conversation.id")
@@ -431,6 +432,18 @@ CHECKS: dict[str, Any] = {
     "clusters": check_cluster_values,
     "edits": _check_edit,
 }
+
+
+def _as_history(edits: list[dict[str, Any]]) -> None:
+    """Imported edits are history, not corrections made here: they keep who made them and what
+    they changed, but count as exported already, so `exportTrainingEdits` never returns them. A
+    document is whatever its sender wrote: it could otherwise put corrections under anyone's name
+    into training data, or hand back ones that were exported before. The dataset an edit went to
+    is kept only when the document says it was exported."""
+    for row in edits:
+        if not row.get("exported_for_training"):
+            row["training_dataset_id"] = None
+        row["exported_for_training"] = True
 
 
 def _at_path(error: DBAPIError, path: str) -> UserFacingError | None:

@@ -1,5 +1,6 @@
 """importConversation over HTTP: the checks of the mutations that create each kind of row, with the
-document path in `field` (PostgreSQL's included)."""
+document path in `field` (PostgreSQL's included), and imported edits as history, never training
+data."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from tests.mutations import documents
 from tests.mutations.conftest import VIEWER
 from tests.mutations.invariants import violations
-from tests.mutations.support import payload
+from tests.mutations.support import new_conversation, new_node, payload
 
 DOCUMENT: dict[str, Any] = {
     "conversation": {
@@ -131,3 +132,70 @@ async def test_either_side_of_utterance_ownership_completes_the_other(gql, datab
     )
     assert owner == uuid.UUID(ids["n1"])
     assert await violations(database, [imported["conversation"]["id"]]) == []
+
+
+async def exported_for_training(gql) -> set[str]:
+    """Every edit the acting user can still export, exported now."""
+    exported: set[str] = set()
+    while True:
+        result = payload(
+            await gql(documents.EXPORT_TRAINING, datasetId="drain", limit=10_000),
+            "exportTrainingEdits",
+        )
+        assert result["__typename"] == "TrainingExportPayload", result
+        if not result["edits"]:
+            return exported
+        exported |= {edit["id"] for edit in result["edits"]}
+
+
+async def test_imported_edits_cannot_forge_training_data(gql, database) -> None:
+    """A document's edits can name any user and claim not to be exported yet; they are kept as
+    history but never reach the training export."""
+    document = copy.deepcopy(DOCUMENT)
+    document["edits"] = [
+        {**DOCUMENT["edits"][0], "id": "e1", "userId": "someone-else", "userComment": "forged"},
+        {**DOCUMENT["edits"][0], "id": "e2", "exportedForTraining": False},
+        {**DOCUMENT["edits"][0], "id": "e3", "exportedForTraining": True},
+    ]
+    await exported_for_training(gql)
+    imported = await import_document(gql, document)
+    assert imported["__typename"] == "ImportConversationPayload", imported
+    edit_ids = {imported["idMap"][reference] for reference in ("e1", "e2", "e3")}
+    assert not edit_ids & await exported_for_training(gql)
+    rows = await database.fetch(
+        "SELECT user_id, exported_for_training, training_dataset_id FROM edits_log "
+        "WHERE conversation_id = $1 ORDER BY user_id",
+        uuid.UUID(imported["conversation"]["id"]),
+    )
+    assert [tuple(row) for row in rows] == [
+        (VIEWER, True, None),
+        (VIEWER, True, None),
+        ("someone-else", True, None),
+    ]
+
+
+async def test_an_edit_is_never_exported_twice_through_an_import(gql, database) -> None:
+    """The same correction, exported once, comes back in an export document (as exported, or
+    edited to look unexported): importing it never makes it exportable again."""
+    conversation = await new_conversation(gql)
+    await new_node(gql, conversation["id"], "a node")
+    await exported_for_training(gql)
+    document = payload(
+        await gql(documents.EXPORT_CONVERSATION, id=conversation["id"]), "conversationExport"
+    )["document"]
+    assert [edit["exportedForTraining"] for edit in document["edits"]] == [True]
+    reset = copy.deepcopy(document)
+    for edit in reset["edits"]:
+        edit.update(exportedForTraining=False, trainingDatasetId=None)
+    copies = [await import_document(gql, item) for item in (document, reset)]
+    assert not {
+        stored for result in copies for stored in result["idMap"].values()
+    } & await exported_for_training(gql)
+    datasets = [
+        await database.fetchval(
+            "SELECT training_dataset_id FROM edits_log WHERE conversation_id = $1",
+            uuid.UUID(result["conversation"]["id"]),
+        )
+        for result in copies
+    ]
+    assert datasets == ["drain", None]
