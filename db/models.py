@@ -205,6 +205,7 @@ class Node(Base):
         Index("idx_nodes_predecessor", "predecessor_id"),
         Index("idx_nodes_successor", "successor_id"),
         Index("idx_nodes_zoom_levels", "zoom_level_visible", postgresql_using="gin"),
+        Index("idx_nodes_children_ids", "children_ids", postgresql_using="gin"),
     )
 
 
@@ -283,6 +284,7 @@ class Cluster(Base):
         Index("idx_clusters_level", "conversation_id", "level"),
         Index("idx_clusters_parent", "parent_cluster_id"),
         Index("idx_clusters_node_ids", "node_ids", postgresql_using="gin"),
+        Index("idx_clusters_child_cluster_ids", "child_cluster_ids", postgresql_using="gin"),
     )
 
 

@@ -521,3 +521,23 @@ async def test_gap_indexes_exist_at_head(head_connection) -> None:
     )
     assert definitions["idx_clusters_node_ids"].endswith("ON public.clusters USING gin (node_ids)")
     assert definitions["idx_nodes_zoom_levels"].endswith("USING gin (zoom_level_visible)")
+    # Revision bee3b2142479: parents are found by member of these arrays.
+    assert definitions["idx_nodes_children_ids"].endswith(
+        "ON public.nodes USING gin (children_ids)"
+    )
+    assert definitions["idx_clusters_child_cluster_ids"].endswith(
+        "ON public.clusters USING gin (child_cluster_ids)"
+    )
+
+
+async def test_parent_lookups_by_member_use_the_gin_indexes(head_connection) -> None:
+    """The `@>` form graph/services/hierarchy.py sends, planned with sequential scans off."""
+    await head_connection.execute("SET enable_seqscan = off")
+    for table, column in (("nodes", "children_ids"), ("clusters", "child_cluster_ids")):
+        plan = "\n".join(
+            row[0]
+            for row in await head_connection.fetch(
+                f"EXPLAIN SELECT id FROM {table} WHERE {column} @> ARRAY['{uuid.uuid4()}'::uuid]"
+            )
+        )
+        assert f"idx_{table}_{column}" in plan, plan
