@@ -55,7 +55,7 @@ async def _check_members(
 ) -> None:
     if len(set(node_ids)) != len(node_ids):
         raise InvalidInput("A node is listed twice.", field=field, code=ErrorCode.DUPLICATE)
-    await lock_nodes(session, conversation_id, node_ids, field)
+    await lock_nodes(session, conversation_id, node_ids, field + "[{index}]")
 
 
 async def lock_clusters(

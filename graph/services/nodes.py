@@ -117,7 +117,8 @@ async def conversation_of_node(session: AsyncSession, node_id: uuid.UUID, field:
 async def lock_nodes(
     session: AsyncSession, conversation_id: uuid.UUID, ids: list[uuid.UUID], field: str
 ) -> dict[uuid.UUID, Node]:
-    """The nodes, locked, once each exists and belongs to the conversation."""
+    """The nodes, locked, once each exists and belongs to the conversation. For a list input,
+    `field` holds `{index}` (`nodeIds[{index}]`) and errors name the offending element."""
     if not ids:
         return {}
     rows = (
@@ -131,7 +132,7 @@ async def lock_nodes(
     ).scalars()
     found = {node.id: node for node in rows}
     for index, node_id in enumerate(ids):
-        path = field if len(ids) == 1 else f"{field}[{index}]"
+        path = field.format(index=index) if "{index}" in field else field
         if node_id not in found:
             raise NotFound("No such node.", field=path)
         if found[node_id].conversation_id != conversation_id:
@@ -537,7 +538,7 @@ async def move_nodes(
     conversation = await lock_conversation(
         session, conversation_id, actor.user_id, field="moves[0].id", missing="No such node."
     )
-    nodes = await lock_nodes(session, conversation.id, ids, "moves")
+    nodes = await lock_nodes(session, conversation.id, ids, "moves[{index}].id")
     for move in moves:
         node = nodes[move["id"]]
         canvas: dict[str, tuple[Any, Any]] = {}

@@ -127,6 +127,53 @@ async def test_update_conversation_not_found_and_bad_id(gql) -> None:
     assert (malformed["__typename"], malformed["field"]) == ("ValidationError", "id")
 
 
+async def test_update_conversation_validates_values(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    version = {"id": conversation["id"], "expectedUpdatedAt": conversation["updatedAt"]}
+    cases = [
+        ({"conversationName": "  "}, "conversationName", "REQUIRED"),
+        ({"conversationName": None}, "conversationName", "REQUIRED"),
+        ({"conversationType": "podcast"}, "conversationType", "INVALID"),
+        ({"visibility": "everyone"}, "visibility", "INVALID"),
+        ({"durationSeconds": -1}, "durationSeconds", "OUT_OF_RANGE"),
+        ({"goalProgress": {"done\x00": 1}}, "goalProgress", "INVALID"),
+    ]
+    for fields, field, code in cases:
+        result = payload(
+            await gql(documents.UPDATE_CONVERSATION, input={**version, **fields}),
+            "updateConversation",
+        )
+        assert (result["__typename"], result["field"], result["code"]) == (
+            "ValidationError",
+            field,
+            code,
+        ), fields
+    assert (
+        await database.fetchval(
+            "SELECT conversation_name FROM conversations WHERE id = $1",
+            uuid.UUID(conversation["id"]),
+        )
+        == "Planning"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "name"),
+    [
+        (documents.DELETE_CONVERSATION, "deleteConversation"),
+        (documents.RESTORE_CONVERSATION, "restoreConversation"),
+        (documents.PURGE_CONVERSATION, "purgeConversation"),
+    ],
+)
+async def test_malformed_conversation_ids_are_validation_errors(gql, document, name) -> None:
+    result = payload(await gql(document, id="not-a-uuid"), name)
+    assert (result["__typename"], result["field"], result["code"]) == (
+        "ValidationError",
+        "id",
+        "INVALID",
+    )
+
+
 async def someone_elses(database, visibility: str, shared_with: list[str] | None = None) -> str:
     conversation_id = uuid.uuid4()
     await database.execute(

@@ -269,7 +269,7 @@ async def test_move_nodes_is_all_or_nothing_and_logged_once_per_node(gql, databa
         ),
         "moveNodes",
     )
-    assert (failed["__typename"], failed["field"]) == ("NotFoundError", "moves[1]")
+    assert (failed["__typename"], failed["field"]) == ("NotFoundError", "moves[1].id")
     assert (await node_row(database, first["id"]))["canvas_x"] == 0
     bad = payload(
         await gql(documents.MOVE_NODES, moves=[{"id": first["id"], "canvasWidth": -5}]), "moveNodes"
@@ -734,6 +734,103 @@ async def test_clusters(gql, database) -> None:
         "SELECT child_cluster_ids FROM clusters WHERE id = $1", uuid.UUID(top["id"])
     ) == [uuid.UUID(leaf["id"])]
     assert await violations(database, [conversation["id"]]) == []
+
+
+async def test_create_cluster_errors(gql) -> None:
+    conversation = await new_conversation(gql)
+    one = await new_node(gql, conversation["id"], "one")
+    other = await new_conversation(gql)
+    foreign_node = await new_node(gql, other["id"], "elsewhere")
+    foreign_cluster = payload(
+        await gql(
+            documents.CREATE_CLUSTER, input={"conversationId": other["id"], "clusterName": "there"}
+        ),
+        "createCluster",
+    )["cluster"]
+    cases = [
+        ({"clusterName": " "}, "ValidationError", "clusterName", "REQUIRED"),
+        ({"nodeIds": [one["id"], one["id"]]}, "ValidationError", "nodeIds", "DUPLICATE"),
+        (
+            {"nodeIds": [one["id"], foreign_node["id"]]},
+            "ValidationError",
+            "nodeIds[1]",
+            "WRONG_CONVERSATION",
+        ),
+        ({"nodeIds": [str(uuid.uuid4())]}, "NotFoundError", "nodeIds[0]", "NOT_FOUND"),
+        ({"nodeIds": ["nope"]}, "ValidationError", "nodeIds[0]", "INVALID"),
+        (
+            {"parentClusterId": foreign_cluster["id"]},
+            "ValidationError",
+            "parentClusterId",
+            "WRONG_CONVERSATION",
+        ),
+        ({"parentClusterId": str(uuid.uuid4())}, "NotFoundError", "parentClusterId", "NOT_FOUND"),
+    ]
+    for fields, typename, field, code in cases:
+        result = payload(
+            await gql(
+                documents.CREATE_CLUSTER,
+                input={"conversationId": conversation["id"], "clusterName": "c", **fields},
+            ),
+            "createCluster",
+        )
+        assert (result["__typename"], result["field"], result["code"]) == (typename, field, code), (
+            fields
+        )
+
+
+async def test_update_relationship_errors(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    one = await new_node(gql, conversation["id"], "one")
+    two = await new_node(gql, conversation["id"], "two")
+    for kind in ("supports", "contradicts"):
+        created = payload(
+            await gql(
+                documents.CREATE_RELATIONSHIP,
+                input={"fromNodeId": one["id"], "toNodeId": two["id"], "relationshipType": kind},
+            ),
+            "createRelationship",
+        )["relationship"]
+    version = {"id": created["id"], "expectedUpdatedAt": created["updatedAt"]}
+    cases = [
+        ({"strength": 1.5}, "strength", "OUT_OF_RANGE"),
+        ({"confidence": -0.1}, "confidence", "OUT_OF_RANGE"),
+        ({"relationshipType": " "}, "relationshipType", "REQUIRED"),
+        ({"relationshipType": "supports"}, "relationshipType", "DUPLICATE"),
+    ]
+    for fields, field, code in cases:
+        result = payload(
+            await gql(documents.UPDATE_RELATIONSHIP, input={**version, **fields}),
+            "updateRelationship",
+        )
+        assert (result["__typename"], result["field"], result["code"]) == (
+            "ValidationError",
+            field,
+            code,
+        ), fields
+    assert (
+        await database.fetchval(
+            "SELECT relationship_type FROM relationships WHERE id = $1", uuid.UUID(created["id"])
+        )
+        == "contradicts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "name"),
+    [
+        (documents.DELETE_NODE, "deleteNode"),
+        (documents.DELETE_RELATIONSHIP, "deleteRelationship"),
+        (documents.DELETE_CLUSTER, "deleteCluster"),
+    ],
+)
+async def test_malformed_ids_are_validation_errors(gql, document, name) -> None:
+    result = payload(await gql(document, id="not-a-uuid"), name)
+    assert (result["__typename"], result["field"], result["code"]) == (
+        "ValidationError",
+        "id",
+        "INVALID",
+    )
 
 
 async def test_edits_log_per_conversation_and_target_newest_first(gql) -> None:
