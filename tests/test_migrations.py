@@ -148,6 +148,65 @@ async def test_walk_one_revision_at_a_time(empty_database, alembic_config_for) -
         await connection.close()
 
 
+async def has_uuid_ossp(connection: asyncpg.Connection, *, installed: bool = False) -> bool:
+    catalog = "pg_extension WHERE extname" if installed else "pg_available_extensions WHERE name"
+    return await connection.fetchval(f"SELECT count(*) > 0 FROM {catalog} = 'uuid-ossp'")
+
+
+async def test_downgrade_keeps_a_uuid_ossp_that_was_there_before(
+    empty_database, alembic_config_for
+) -> None:
+    """In use where PostgreSQL records no dependency (a PL/pgSQL body, another application's
+    SQL), so only where the extension came from can tell; it came from elsewhere."""
+    config = alembic_config_for(empty_database)
+    connection = await asyncpg.connect(asyncpg_dsn(empty_database))
+    try:
+        if not await has_uuid_ossp(connection):
+            pytest.skip("this server has no uuid-ossp")
+        await connection.execute('CREATE EXTENSION "uuid-ossp"')
+        await connection.execute(
+            "CREATE FUNCTION other_application_id() RETURNS uuid LANGUAGE plpgsql"
+            " AS 'BEGIN RETURN uuid_generate_v4(); END'"
+        )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        await asyncio.to_thread(command.downgrade, config, "base")
+        assert await connection.fetchval("SELECT to_regclass('conversations')") is None
+        assert await has_uuid_ossp(connection, installed=True)
+        assert isinstance(await connection.fetchval("SELECT other_application_id()"), uuid.UUID)
+    finally:
+        await connection.close()
+
+
+async def test_downgrade_keeps_uuid_ossp_when_something_else_depends_on_it(
+    empty_database, alembic_config_for
+) -> None:
+    """Installed by the upgrade, since used by another table: the downgrade leaves it (before,
+    DROP EXTENSION failed and so did the downgrade)."""
+    config = alembic_config_for(empty_database)
+    connection = await asyncpg.connect(asyncpg_dsn(empty_database))
+    try:
+        if not await has_uuid_ossp(connection):
+            pytest.skip("this server has no uuid-ossp")
+        await asyncio.to_thread(command.upgrade, config, "head")
+        await connection.execute(
+            "CREATE TABLE other_application_items (id uuid DEFAULT uuid_generate_v4())"
+        )
+        await asyncio.to_thread(command.downgrade, config, "base")
+        assert await current_revision(connection) is None
+        assert await connection.fetchval("SELECT to_regclass('conversations')") is None
+        assert await has_uuid_ossp(connection, installed=True)
+        await connection.execute("INSERT INTO other_application_items DEFAULT VALUES")
+        # With its user gone, the next downgrade of a fresh install removes it again.
+        await connection.execute("DROP TABLE other_application_items")
+        await connection.execute('DROP EXTENSION "uuid-ossp"')
+        await asyncio.to_thread(command.upgrade, config, "head")
+        assert await has_uuid_ossp(connection, installed=True)
+        await asyncio.to_thread(command.downgrade, config, "base")
+        assert not await has_uuid_ossp(connection, installed=True)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A loopback port that refuses connections: bound, never listening."""

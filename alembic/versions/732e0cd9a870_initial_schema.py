@@ -9,6 +9,9 @@ exist in the wild, so its tables, index names and constraint names never change.
 build on top of it. The one allowed difference from the original is the id default: the original
 used uuid_generate_v4() from uuid-ossp, which some servers (the embedded one among them) lack, so
 the default falls back to the built-in gen_random_uuid() where the extension is unavailable.
+
+The downgrade leaves uuid-ossp alone unless this revision's upgrade installed it and nothing else
+depends on it: the extension is database-wide, and may have been there before, in use by others.
 """
 
 from collections.abc import Sequence
@@ -290,6 +293,33 @@ $$;
 """.format(tables=", ".join(f"'{table}'" for table in TABLES))
 
 
+# "Installed by the upgrade" means created in the upgrade's transaction, which also created the
+# tables: the catalog rows of the extension and of the conversations row type then carry the same
+# xmin. Decided before the tables go, dropped after them (their id defaults may use it). Anything
+# else depending on it, or a role that does not own it, keeps the extension.
+DROP_EVERYTHING = """
+DO $$
+DECLARE
+    installed_here boolean := EXISTS (
+        SELECT 1 FROM pg_extension installed, pg_type conversations
+        WHERE installed.extname = 'uuid-ossp'
+          AND conversations.typrelid = to_regclass('conversations')
+          AND installed.xmin = conversations.xmin
+    );
+BEGIN
+    DROP TABLE IF EXISTS {tables} CASCADE;
+    IF installed_here THEN
+        BEGIN
+            DROP EXTENSION "uuid-ossp";
+        EXCEPTION WHEN dependent_objects_still_exist OR insufficient_privilege THEN
+            RAISE NOTICE 'the uuid-ossp extension is kept: %', SQLERRM;
+        END;
+    END IF;
+END
+$$
+""".format(tables=", ".join(reversed(TABLES)))
+
+
 def _statements(script: str) -> list[str]:
     return [part.strip().rstrip(";") for part in script.split(";\n") if part.strip()]
 
@@ -301,6 +331,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in reversed(TABLES):
-        op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-    op.execute('DROP EXTENSION IF EXISTS "uuid-ossp"')
+    op.execute(DROP_EVERYTHING)
