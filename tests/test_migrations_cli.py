@@ -438,9 +438,15 @@ def test_libpq_parameters_are_kept_and_translated_for_asyncpg() -> None:
 
 async def test_alembic_migrates_with_libpq_parameters(database) -> None:
     """Before: TypeError: connect() got an unexpected keyword argument 'sslmode'."""
-    url = (
-        f"{plain_url(database)}?sslmode=prefer&application_name=lct-migrations"
-        "&connect_timeout=20&options=-c%20lock_timeout%3D60s"
+    url = plain_url(
+        database.update_query_dict(
+            {
+                "sslmode": "prefer",
+                "application_name": "lct-migrations",
+                "connect_timeout": "20",
+                "options": "-c lock_timeout=60s",
+            }
+        )
     )
     ok(alembic("upgrade", "head", database=url))
     assert await revision_of(database) == history()[-1]
@@ -448,10 +454,13 @@ async def test_alembic_migrates_with_libpq_parameters(database) -> None:
 
 
 async def test_the_engine_honours_the_url_parameters(database) -> None:
-    url = to_async_url(
-        f"{plain_url(database)}?sslmode=prefer&application_name=lct-reporting"
-        "&options=-c%20work_mem%3D7MB&connect_timeout=20"
-    )
+    parameters = {
+        "sslmode": "prefer",
+        "application_name": "lct-reporting",
+        "options": "-c work_mem=7MB",
+        "connect_timeout": "20",
+    }
+    url = to_async_url(plain_url(database.update_query_dict(parameters)))
     engine = create_engine(url, Settings(_env_file=None, statement_timeout_ms=4321))
     try:
         async with engine.connect() as connection:
