@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         default=True,
         description="Let PostgreSQL render list items as JSON when it can (graph/rendering.py).",
     )
+    render_budget_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="Rendered list items a server process holds at once; requests beyond wait.",
+    )
 
     # Authentication (graph/auth.py). None of the three key settings: local development mode.
     jwt_secret: str | None = Field(default=None, description="HS256 shared secret.")

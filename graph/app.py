@@ -33,6 +33,7 @@ from graph.auth import Authenticator
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.rendering import RenderBudget
 from graph.schema import create_schema
 
 logger = logging.getLogger("lct.app")
@@ -80,6 +81,7 @@ class Database:
 
     engine: AsyncEngine | None = None
     session_factory: async_sessionmaker[AsyncSession] | None = None
+    render_budget: RenderBudget | None = None
 
 
 class GraphQLView(SecureGraphQL):
@@ -99,6 +101,7 @@ class GraphQLView(SecureGraphQL):
             settings=self.settings,
             session_factory=factory,
             viewer_id=viewer_id_of(request),
+            render_budget=self.database.render_budget,
         )
         request.state.lct_context = context
         return context
@@ -122,6 +125,11 @@ class GraphQLView(SecureGraphQL):
             if refused and response.status_code == 200:
                 response.status_code = 400
         return response
+
+    def after_response(self, request: Any) -> None:
+        created = getattr(getattr(request, "state", None), "lct_context", None)
+        if isinstance(created, Context):
+            created.rendered()
 
     async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
         kwargs: dict[str, Any] = {}
@@ -209,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             count_statements(engine)
         database.engine = engine
         database.session_factory = create_session_factory(engine)
+        database.render_budget = RenderBudget(settings.render_budget_rows)
         try:
             yield
         finally:

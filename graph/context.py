@@ -21,6 +21,7 @@ from db.settings import Settings
 
 if TYPE_CHECKING:
     from graph.loaders import Loaders
+    from graph.rendering import RenderBudget
 
 
 @dataclass(eq=False)
@@ -32,8 +33,13 @@ class Context:
     viewer_id: str | None
     loaders: Loaders = field(init=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    render_budget: RenderBudget | None = None
     # how many lists PostgreSQL rendered (graph.rendering), reported with LCT_DEBUG_SQL_COUNT
     rendered_lists: int = 0
+    _reserved_rows: int = 0
+    _reserving: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # the request's large lists, emptied when it is done (see `close`)
+    to_empty: list[list[Any]] = field(default_factory=list)
     _session: AsyncSession | None = None
 
     def __post_init__(self) -> None:
@@ -49,7 +55,36 @@ class Context:
             result = await self._session.execute(statement, parameters)
             return list(result.all())
 
+    async def rendering(self, rows: int) -> None:
+        """Counts a rendered list, and reserves room for the request's first one.
+
+        Sibling lists (one per parent of a nested connection) arrive together: the first
+        reserves while the others wait on `_reserving`, so a request never holds two shares.
+        """
+        self.rendered_lists += 1
+        if self.render_budget is None:
+            return
+        async with self._reserving:
+            if not self._reserved_rows:
+                self._reserved_rows = await self.render_budget.reserve(rows)
+
+    def rendered(self) -> None:
+        """The response is sent: the room reserved for its rendered rows is free again."""
+        if self.render_budget is not None and self._reserved_rows:
+            rows, self._reserved_rows = self._reserved_rows, 0
+            self.render_budget.give_back(rows)
+
     async def close(self) -> None:
+        """Ends the request: its session goes back to the pool and its rows are freed.
+
+        The response is encoded by now. The executor's and the loaders' objects refer to each
+        other, so without help the rows of a large page would stay in memory until the next full
+        garbage collection; emptying the lists frees them at once.
+        """
+        self.loaders.forget()
+        for items in self.to_empty:
+            items.clear()
+        self.to_empty.clear()
         async with self.lock:
             if self._session is not None:
                 session, self._session = self._session, None

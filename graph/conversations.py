@@ -240,7 +240,7 @@ class Conversation(Node):
     async def root_nodes(self, info: Info) -> list[LazyNode]:
         plan = list_items_plan(info)
         if plan is not None:
-            info.context.rendered_lists += 1
+            await info.context.rendering(info.context.settings.default_page_size)
         return await info.context.loaders.at(info).nodes_by_conversation_id.load(
             (self.id, (NodeFilter(roots_only=True), plan))
         )
@@ -379,7 +379,7 @@ async def _page(
     page = page_request(info.context.settings, first, after, order)
     plan = connection_items_plan(info)
     if plan is not None:
-        info.context.rendered_lists += 1
+        await info.context.rendering(page.first)
     result = await pages.load((parent, ListArgs(list_filter, order, page, plan)))
 
     async def count() -> int:

@@ -318,20 +318,27 @@ class SecureGraphQL(GraphQL[Any, Any]):
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
             return
+        request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
-        except HTTPException as error:
-            if "not allowed when using GET" in error.reason:
-                # GraphQL over HTTP: an operation GET cannot carry is 405, naming POST.
-                response = error_response(
-                    405,
-                    "Mutations are not accepted over GET; send them with POST.",
-                    "METHOD_NOT_ALLOWED",
-                    {"Allow": "POST"},
-                )
-            else:
-                response = error_response(error.status_code, error.reason, _code_for(error))
-        await response(scope, receive, send)
+            try:
+                response = await self.run(request)
+            except HTTPException as error:
+                if "not allowed when using GET" in error.reason:
+                    # GraphQL over HTTP: an operation GET cannot carry is 405, naming POST.
+                    response = error_response(
+                        405,
+                        "Mutations are not accepted over GET; send them with POST.",
+                        "METHOD_NOT_ALLOWED",
+                        {"Allow": "POST"},
+                    )
+                else:
+                    response = error_response(error.status_code, error.reason, _code_for(error))
+            await send_response(response, scope, receive, send)
+        finally:
+            self.after_response(request)
+
+    def after_response(self, request: Request) -> None:
+        """Runs once the response is sent, or could not be."""
 
     def encode_json(self, data: object) -> bytes:
         # orjson: fast, and it splices the fragments PostgreSQL rendered (graph/rendering.py)
@@ -367,6 +374,35 @@ class SecureGraphQL(GraphQL[Any, Any]):
             response.status_code = 401
             response.headers["WWW-Authenticate"] = 'Bearer realm="lct-graph"'
         return response
+
+
+# A large body goes out in pieces: the server waits for the socket to drain before each one,
+# so a slow reader holds one piece in the write buffer instead of the whole body.
+RESPONSE_CHUNK_BYTES = 256 * 1024
+
+
+async def send_response(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    body = response.body
+    if type(response) is not Response or response.background is not None:
+        await response(scope, receive, send)
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    view = memoryview(body)
+    for start in range(0, max(len(body), 1), RESPONSE_CHUNK_BYTES):
+        end = start + RESPONSE_CHUNK_BYTES
+        await send(
+            {
+                "type": "http.response.body",
+                "body": bytes(view[start:end]),
+                "more_body": end < len(body),
+            }
+        )
 
 
 def _as_list(data: Any) -> list[Any]:

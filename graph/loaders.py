@@ -200,6 +200,16 @@ class Loaders:
         )
         self.api_calls_count_by_conversation_id = self._counts(f.api_calls, "conversation_id")
 
+    def forget(self) -> None:
+        """Drops every loader's cache: the request is done, and its rows are garbage now, not
+        at the next full collection (context and loaders refer to each other)."""
+        for scoped in self._scoped.values():
+            scoped.forget()
+        self._scoped.clear()
+        for value in vars(self).values():
+            if isinstance(value, DataLoader):
+                value.clear_all()
+
     def at(self, info: Any) -> Loaders:
         """The loaders of one field of the query (its path without list indices).
 
@@ -412,6 +422,7 @@ class Loaders:
         for row in rows:
             item = from_row(ThreadNode, row) if plan is None else Rendered(row.doc)
             found[row.conversation_id].append(item)
+        self.context.to_empty.extend(found.values())
         return [found[key] for key in keys]
 
     # -- connections ------------------------------------------------------------------------
@@ -423,7 +434,7 @@ class Loaders:
 
         async def load(arguments: ListArgs[Any], keys: list[Any]) -> list[Page]:
             plan = arguments.render
-            return await fetch_pages(
+            pages = await fetch_pages(
                 self.fetch,
                 table,
                 parent_column,
@@ -436,6 +447,9 @@ class Loaders:
                 else (lambda row: Rendered(row[-1])),
                 None if plan is None else (lambda source: render(plan, source, self.visible)),
             )
+            for page in pages:
+                self.context.to_empty.extend((page.items, page.keys))
+            return pages
 
         return GroupedLoader(load)
 
