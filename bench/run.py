@@ -47,7 +47,7 @@ from sqlalchemy.engine import URL
 
 from bench import documents
 from db.demo import generate_conversation, generate_small_conversations
-from db.settings import PROJECT_ROOT, Settings, resolve_database_url
+from db.settings import PROJECT_ROOT, Settings, connect_arguments, resolve_database_url
 from graph.serve import asyncpg_dsn, migrate
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -341,7 +341,7 @@ async def create_dataset(
     server_url: URL, sizes: list[int], small: int, owner: str, log: Callable[[str], None]
 ) -> Dataset:
     name = f"lct_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(asyncpg_dsn(server_url))
+    admin = await asyncpg.connect(**connect_arguments(server_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     finally:
@@ -349,7 +349,7 @@ async def create_dataset(
     database = server_url.set(database=name)
     log(f"database {name}: migrating and generating {sizes} + {small} small conversations")
     await asyncio.to_thread(migrate, database)
-    connection = await asyncpg.connect(asyncpg_dsn(database))
+    connection = await asyncpg.connect(**connect_arguments(database))
     conversations: dict[int, uuid.UUID] = {}
     node_ids: dict[int, list[uuid.UUID]] = {}
     relationship_counts: dict[int, int] = {}
@@ -380,7 +380,7 @@ async def create_dataset(
 
 
 async def drop_database(server_url: URL, database: URL) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(server_url))
+    admin = await asyncpg.connect(**connect_arguments(server_url))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database.database}" WITH (FORCE)')
     finally:
@@ -390,7 +390,7 @@ async def drop_database(server_url: URL, database: URL) -> None:
 async def measure_floor(
     dataset: Dataset, size: int, *, count: int, duration: float
 ) -> dict[str, Any]:
-    connection = await asyncpg.connect(asyncpg_dsn(dataset.database))
+    connection = await asyncpg.connect(**connect_arguments(dataset.database))
     try:
         statement = await connection.prepare(documents.CANVAS_FLOOR_SQL)
         conversation_id = dataset.conversations[size]
@@ -501,7 +501,7 @@ async def run(arguments: argparse.Namespace, log: Callable[[str], None]) -> dict
     dataset = await create_dataset(server_url, sizes, arguments.small, settings.dev_user_id, log)
     result["generation_seconds"] = dataset.generation_seconds
     try:
-        connection = await asyncpg.connect(asyncpg_dsn(dataset.database))
+        connection = await asyncpg.connect(**connect_arguments(dataset.database))
         try:
             result["postgresql"] = await connection.fetchval("SHOW server_version")
         finally:

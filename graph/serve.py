@@ -28,6 +28,7 @@ from db.settings import (
     PROJECT_ROOT,
     ConfigurationError,
     Settings,
+    connect_arguments,
     get_settings,
     resolve_database_url,
 )
@@ -74,7 +75,7 @@ async def ensure_demo(url: URL, settings: Settings) -> tuple[uuid.UUID, bool]:
     was created now. Owned by the local development user and public, so that it is visible with
     and without authentication configured."""
     demo_id = conversation_id_for(DEMO_ID_SEED)
-    connection = await asyncpg.connect(asyncpg_dsn(url))
+    connection = await asyncpg.connect(**connect_arguments(url))
     try:
         async with connection.transaction():
             # two servers starting at once must not both load it
