@@ -52,6 +52,13 @@ def owned_by(viewer_id: str | None) -> ColumnElement[bool]:
     return Conversation.owner_id == viewer_id if viewer_id is not None else false()
 
 
+def writable_by(viewer_id: str | None, *, include_deleted: bool = False) -> ColumnElement[bool]:
+    """SQL: the conversations the viewer may change now: owned, and visible to the viewer (so a
+    soft-deleted one only when `include_deleted`). A write's locking statement filters on it, so
+    that a row the viewer may not change is never locked (graph/services/common.py)."""
+    return and_(owned_by(viewer_id), visible_to(viewer_id, include_deleted=include_deleted))
+
+
 def can_read(conversation: Any, viewer_id: str | None, *, include_deleted: bool = False) -> bool:
     """Python twin of `visible_to` for a loaded row."""
     owner = viewer_id is not None and conversation.owner_id == viewer_id

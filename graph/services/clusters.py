@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Cluster
-from graph.errors import ErrorCode, InvalidInput, NotFound
+from db.models import Cluster, Conversation
+from graph.errors import ErrorCode, InvalidInput
 from graph.services import edits, hierarchy
 from graph.services.common import (
     Actor,
@@ -18,7 +18,8 @@ from graph.services.common import (
     check_unit_interval,
     check_version,
     lock_conversation,
-    readable_by_owner_of,
+    lock_conversation_of,
+    lock_rows,
     snapshot,
 )
 from graph.services.hierarchy import NO_SYNC
@@ -51,39 +52,19 @@ def check_cluster_values(values: dict[str, Any], prefix: str = "") -> None:
 
 
 async def _check_members(
-    session: AsyncSession, conversation_id: uuid.UUID, node_ids: list[uuid.UUID], field: str
+    session: AsyncSession, conversation: Conversation, node_ids: list[uuid.UUID], field: str
 ) -> None:
     if len(set(node_ids)) != len(node_ids):
         raise InvalidInput("A node is listed twice.", field=field, code=ErrorCode.DUPLICATE)
-    await lock_nodes(session, conversation_id, node_ids, field + "[{index}]")
+    await lock_nodes(session, conversation, node_ids, field + "[{index}]")
 
 
 async def lock_clusters(
-    session: AsyncSession, conversation_id: uuid.UUID, ids: list[uuid.UUID], field: str
+    session: AsyncSession, conversation: Conversation, ids: list[uuid.UUID], field: str
 ) -> dict[uuid.UUID, Cluster]:
-    rows = (
-        await session.execute(
-            select(Cluster)
-            .where(Cluster.id.in_(ids))
-            .order_by(Cluster.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalars()
-    found = {cluster.id: cluster for cluster in rows}
-    for cluster_id in ids:
-        if cluster_id not in found:
-            raise NotFound("No such cluster.", field=field)
-        if found[cluster_id].conversation_id != conversation_id:
-            other_id = found[cluster_id].conversation_id
-            if not await readable_by_owner_of(session, other_id, conversation_id):
-                raise NotFound("No such cluster.", field=field)
-            raise InvalidInput(
-                "That cluster belongs to another conversation.",
-                field=field,
-                code=ErrorCode.WRONG_CONVERSATION,
-            )
-    return found
+    """The clusters, locked, once each is a cluster of the (locked) conversation: see
+    `lock_rows`."""
+    return await lock_rows(session, Cluster, conversation, ids, field, "cluster")
 
 
 async def _reload(session: AsyncSession, cluster_id: uuid.UUID) -> Cluster:
@@ -109,9 +90,9 @@ async def create_cluster(
     values = {"auto_generated": False, "level": 0, **values}
     check_cluster_values(values)
     conversation = await lock_conversation(session, conversation_id, actor.user_id)
-    await _check_members(session, conversation.id, node_ids, "nodeIds")
+    await _check_members(session, conversation, node_ids, "nodeIds")
     if parent_cluster_id is not None:
-        await lock_clusters(session, conversation.id, [parent_cluster_id], "parentClusterId")
+        await lock_clusters(session, conversation, [parent_cluster_id], "parentClusterId")
     cluster = Cluster(
         id=uuid.uuid4(),
         conversation_id=conversation.id,
@@ -142,16 +123,13 @@ async def create_cluster(
     return cluster
 
 
-async def _lock(session: AsyncSession, actor: Actor, cluster_id: uuid.UUID, field: str = "id"):
-    conversation_id = await session.scalar(
-        select(Cluster.conversation_id).where(Cluster.id == cluster_id)
+async def _lock(
+    session: AsyncSession, actor: Actor, cluster_id: uuid.UUID, field: str = "id"
+) -> tuple[Conversation, Cluster]:
+    conversation = await lock_conversation_of(
+        session, Cluster, cluster_id, actor.user_id, field=field, missing="No such cluster."
     )
-    if conversation_id is None:
-        raise NotFound("No such cluster.", field=field)
-    conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field=field, missing="No such cluster."
-    )
-    cluster = (await lock_clusters(session, conversation.id, [cluster_id], field))[cluster_id]
+    cluster = (await lock_clusters(session, conversation, [cluster_id], field))[cluster_id]
     return conversation, cluster
 
 
@@ -171,7 +149,7 @@ async def update_cluster(
     changes: dict[str, tuple[Any, Any]] = {}
     if change_parent and parent_cluster_id != cluster.parent_cluster_id:
         if parent_cluster_id is not None:
-            await lock_clusters(session, conversation.id, [parent_cluster_id], "parentClusterId")
+            await lock_clusters(session, conversation, [parent_cluster_id], "parentClusterId")
             await hierarchy.refuse_cycle(
                 session,
                 Cluster,
@@ -216,7 +194,7 @@ async def change_membership(
     overlap = set(add) & set(remove)
     if overlap:
         raise InvalidInput("A node is both added and removed.", field="removeNodeIds")
-    await _check_members(session, conversation.id, add, "addNodeIds")
+    await _check_members(session, conversation, add, "addNodeIds")
     if len(set(remove)) != len(remove):
         raise InvalidInput(
             "A node is listed twice.", field="removeNodeIds", code=ErrorCode.DUPLICATE

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import ColumnElement, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation
 from graph.errors import ErrorCode, Forbidden, InvalidInput, NotFound, StaleVersion
-from graph.permissions import can_read, can_write
+from graph.permissions import visible_conversation_ids, visible_to, writable_by
 
 MAX_TEXT = 100_000
 
@@ -104,20 +104,6 @@ def check_unit_interval(value: float | None, field: str) -> None:
         )
 
 
-async def readable_by_owner_of(
-    session: AsyncSession, other_id: uuid.UUID, conversation_id: uuid.UUID
-) -> bool:
-    """Whether the (locked, owned) conversation's owner may read `other_id`.
-
-    A reference to a row of a conversation the writer cannot read must look exactly like a
-    reference to nothing (security, graph/permissions.py)."""
-    owner_id = await session.scalar(
-        select(Conversation.owner_id).where(Conversation.id == conversation_id)
-    )
-    other = await session.get(Conversation, other_id)
-    return other is not None and can_read(other, owner_id)
-
-
 async def lock_conversation(
     session: AsyncSession,
     conversation_id: uuid.UUID,
@@ -127,28 +113,130 @@ async def lock_conversation(
     include_deleted: bool = False,
     missing: str = "No such conversation.",
 ) -> Conversation:
-    """The conversation, locked for this transaction, once the viewer may write to it.
+    """The conversation, locked for this transaction (`FOR NO KEY UPDATE`), once the viewer may
+    write to it.
 
     A conversation the viewer cannot read is reported as not found, so that its existence does not
     leak; one the viewer reads but does not own as forbidden.
     """
+    return await _lock_writable(
+        session,
+        conversation_id,
+        viewer_id,
+        field=field,
+        include_deleted=include_deleted,
+        missing=missing,
+    )
+
+
+async def lock_conversation_of(
+    session: AsyncSession,
+    model: Any,
+    row_id: uuid.UUID,
+    viewer_id: str,
+    *,
+    field: str = "id",
+    missing: str,
+) -> Conversation:
+    """The conversation holding row `row_id` of `model` (a node, utterance, relationship or
+    cluster), found and locked in one statement as by `lock_conversation`. The row itself is
+    not locked: lock it next (`lock_rows`), conversation first."""
+    holder = select(model.conversation_id).where(model.id == row_id).scalar_subquery()
+    return await _lock_writable(
+        session, holder, viewer_id, field=field, include_deleted=False, missing=missing
+    )
+
+
+async def _lock_writable(
+    session: AsyncSession,
+    conversation_id: uuid.UUID | ColumnElement[uuid.UUID],
+    viewer_id: str,
+    *,
+    field: str,
+    include_deleted: bool,
+    missing: str,
+) -> Conversation:
+    """Locks the conversation only if the viewer may change it: the permission is part of the
+    locking statement (security, graph/permissions.py). Naming a conversation of someone else's,
+    or a row in one, therefore never makes its owner's writes wait, and costs the same statements
+    whether it is invisible or missing."""
     conversation = (
         await session.execute(
             select(Conversation)
-            .where(Conversation.id == conversation_id)
+            .where(
+                Conversation.id == conversation_id,
+                writable_by(viewer_id, include_deleted=include_deleted),
+            )
             .with_for_update(key_share=True)  # FOR NO KEY UPDATE
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
-    # security (graph/permissions.py): invisible is indistinguishable from missing; only the
-    # owner writes; a soft-deleted conversation exists for its owner only, when asked for.
-    if conversation is None or not can_read(
-        conversation, viewer_id, include_deleted=include_deleted
-    ):
+    if conversation is not None:
+        return conversation
+    # Not the viewer's to change: forbidden if they can read it, otherwise the not-found a missing
+    # id gets, after the same (unlocking) statement. A soft-deleted conversation exists for its
+    # owner only, when asked for.
+    readable = await session.scalar(
+        select(Conversation.id).where(
+            Conversation.id == conversation_id,
+            visible_to(viewer_id, include_deleted=include_deleted),
+        )
+    )
+    if readable is None:
         raise NotFound(missing, field=field)
-    if not can_write(conversation, viewer_id):
-        raise Forbidden("Only the owner may change this conversation.")
-    return conversation
+    raise Forbidden("Only the owner may change this conversation.")
+
+
+async def lock_rows(
+    session: AsyncSession,
+    model: Any,
+    conversation: Conversation,
+    ids: list[uuid.UUID],
+    field: str,
+    what: str,
+) -> dict[uuid.UUID, Any]:
+    """The rows of `model` with these ids, locked `FOR UPDATE` in id order (so two writers never
+    wait for each other in a circle), once each is a row of `conversation`, which the caller has
+    locked as its owner. For a list input, `field` holds `{index}` (`nodeIds[{index}]`) and errors
+    name the offending element.
+
+    Only the conversation's own rows are ever locked. An id that is not one of them is refused as
+    belonging to another conversation when the writer may read that one, and otherwise exactly
+    as an id that exists nowhere, after the same statements (security, graph/permissions.py)."""
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(model)
+            .where(model.id.in_(ids), model.conversation_id == conversation.id)
+            .order_by(model.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    found = {row.id: row for row in rows}
+    absent = [(index, row_id) for index, row_id in enumerate(ids) if row_id not in found]
+    if not absent:
+        return found
+    readable_elsewhere = set(
+        (
+            await session.execute(
+                select(model.id).where(
+                    model.id.in_([row_id for _, row_id in absent]),
+                    model.conversation_id.in_(visible_conversation_ids(conversation.owner_id)),
+                )
+            )
+        ).scalars()
+    )
+    index, row_id = absent[0]
+    path = field.format(index=index) if "{index}" in field else field
+    if row_id in readable_elsewhere:
+        raise InvalidInput(
+            f"That {what} belongs to another conversation.",
+            field=path,
+            code=ErrorCode.WRONG_CONVERSATION,
+        )
+    raise NotFound(f"No such {what}.", field=path)
 
 
 def check_version(row: Any, expected: datetime | None, what: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CONVERSATION_TYPES, VISIBILITIES, Conversation, Utterance
-from graph.errors import ErrorCode, InvalidInput, NotFound
+from graph.errors import ErrorCode, InvalidInput
 from graph.services import edits
 from graph.services.common import (
     Actor,
@@ -20,6 +20,8 @@ from graph.services.common import (
     check_unit_interval,
     check_version,
     lock_conversation,
+    lock_conversation_of,
+    lock_rows,
     word_count,
 )
 
@@ -262,22 +264,11 @@ async def update_utterance(
     """Corrects a transcript line; text edits log as `utterance`, speaker fixes as
     `speaker_attribution`."""
     _check_utterance(values, "")
-    conversation_id = await session.scalar(
-        select(Utterance.conversation_id).where(Utterance.id == utterance_id)
+    conversation = await lock_conversation_of(
+        session, Utterance, utterance_id, actor.user_id, field="id", missing="No such utterance."
     )
-    if conversation_id is None:
-        raise NotFound("No such utterance.", field="id")
-    conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="id", missing="No such utterance."
-    )
-    utterance = (
-        await session.execute(
-            select(Utterance)
-            .where(Utterance.id == utterance_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
+    locked = await lock_rows(session, Utterance, conversation, [utterance_id], "id", "utterance")
+    utterance: Utterance = locked[utterance_id]
     check_version(utterance, expected_updated_at, "utterance")
     for key, value in values.items():
         old = getattr(utterance, key)

@@ -27,7 +27,8 @@ from graph.services.common import (
     check_unit_interval,
     check_version,
     lock_conversation,
-    readable_by_owner_of,
+    lock_conversation_of,
+    lock_rows,
     snapshot,
 )
 from graph.services.hierarchy import NO_SYNC
@@ -107,55 +108,20 @@ def check_node_values(values: dict[str, Any], prefix: str = "") -> None:
         values["chunk_ids"] = []
 
 
-async def conversation_of_node(session: AsyncSession, node_id: uuid.UUID, field: str) -> uuid.UUID:
-    conversation_id = await session.scalar(select(Node.conversation_id).where(Node.id == node_id))
-    if conversation_id is None:
-        raise NotFound("No such node.", field=field)
-    return conversation_id
-
-
 async def lock_nodes(
-    session: AsyncSession, conversation_id: uuid.UUID, ids: list[uuid.UUID], field: str
+    session: AsyncSession, conversation: Conversation, ids: list[uuid.UUID], field: str
 ) -> dict[uuid.UUID, Node]:
-    """The nodes, locked, once each exists and belongs to the conversation. For a list input,
-    `field` holds `{index}` (`nodeIds[{index}]`) and errors name the offending element."""
-    if not ids:
-        return {}
-    rows = (
-        await session.execute(
-            select(Node)
-            .where(Node.id.in_(ids))
-            .order_by(Node.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalars()
-    found = {node.id: node for node in rows}
-    for index, node_id in enumerate(ids):
-        path = field.format(index=index) if "{index}" in field else field
-        if node_id not in found:
-            raise NotFound("No such node.", field=path)
-        if found[node_id].conversation_id != conversation_id:
-            if not await readable_by_owner_of(
-                session, found[node_id].conversation_id, conversation_id
-            ):
-                raise NotFound("No such node.", field=path)
-            raise InvalidInput(
-                "That node belongs to another conversation.",
-                field=path,
-                code=ErrorCode.WRONG_CONVERSATION,
-            )
-    return found
+    """The nodes, locked, once each is a node of the (locked) conversation: see `lock_rows`."""
+    return await lock_rows(session, Node, conversation, ids, field, "node")
 
 
 async def lock_node(
     session: AsyncSession, actor: Actor, node_id: uuid.UUID, field: str = "id"
 ) -> tuple[Conversation, Node]:
-    conversation_id = await conversation_of_node(session, node_id, field)
-    conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field=field, missing="No such node."
+    conversation = await lock_conversation_of(
+        session, Node, node_id, actor.user_id, field=field, missing="No such node."
     )
-    nodes = await lock_nodes(session, conversation.id, [node_id], field)
+    nodes = await lock_nodes(session, conversation, [node_id], field)
     return conversation, nodes[node_id]
 
 
@@ -305,7 +271,7 @@ async def create_node(
     fields = {parent_id: "parentId", predecessor_id: "predecessorId", successor_id: "successorId"}
     locked: dict[uuid.UUID, Node] = {}
     for reference in references:
-        locked.update(await lock_nodes(session, conversation.id, [reference], fields[reference]))
+        locked.update(await lock_nodes(session, conversation, [reference], fields[reference]))
     await check_utterances(
         session, conversation.id, values.get("utterance_ids") or [], "utteranceIds"
     )
@@ -322,7 +288,7 @@ async def create_node(
     elif successor is not None:
         predecessor_id = successor.predecessor_id
         predecessor = (
-            (await lock_nodes(session, conversation.id, [predecessor_id], "successorId"))[
+            (await lock_nodes(session, conversation, [predecessor_id], "successorId"))[
                 predecessor_id
             ]
             if predecessor_id
@@ -379,7 +345,7 @@ async def update_node(
     changes: dict[str, tuple[Any, Any]] = {}
     if change_parent and parent_id != node.parent_id:
         if parent_id is not None:
-            await lock_nodes(session, conversation.id, [parent_id], "parentId")
+            await lock_nodes(session, conversation, [parent_id], "parentId")
             await hierarchy.refuse_cycle(session, Node, "parent_id", node.id, parent_id, "parentId")
         changes["parent_id"] = (node.parent_id, parent_id)
         await hierarchy.detach(session, Node, "children_ids", node.id)
@@ -534,11 +500,10 @@ async def move_nodes(
                 field=f"moves[{index}].id",
                 code=ErrorCode.DUPLICATE,
             )
-    conversation_id = await conversation_of_node(session, ids[0], "moves[0].id")
-    conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="moves[0].id", missing="No such node."
+    conversation = await lock_conversation_of(
+        session, Node, ids[0], actor.user_id, field="moves[0].id", missing="No such node."
     )
-    nodes = await lock_nodes(session, conversation.id, ids, "moves[{index}].id")
+    nodes = await lock_nodes(session, conversation, ids, "moves[{index}].id")
     for move in moves:
         node = nodes[move["id"]]
         canvas: dict[str, tuple[Any, Any]] = {}
@@ -593,13 +558,12 @@ async def merge_nodes(
     _require_version(values, expected_updated_at)
     if keep_id == absorb_id:
         raise InvalidInput("A node cannot be merged with itself.", field="absorbedNodeId")
-    conversation_id = await conversation_of_node(session, keep_id, "keptNodeId")
-    conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="keptNodeId", missing="No such node."
+    conversation = await lock_conversation_of(
+        session, Node, keep_id, actor.user_id, field="keptNodeId", missing="No such node."
     )
-    keep = (await lock_nodes(session, conversation.id, [keep_id], "keptNodeId"))[keep_id]
+    keep = (await lock_nodes(session, conversation, [keep_id], "keptNodeId"))[keep_id]
     check_version(keep, expected_updated_at, "node")
-    absorb = (await lock_nodes(session, conversation.id, [absorb_id], "absorbedNodeId"))[absorb_id]
+    absorb = (await lock_nodes(session, conversation, [absorb_id], "absorbedNodeId"))[absorb_id]
     if absorb.id in await hierarchy.ancestors(session, Node, "parent_id", keep.id):
         raise InvalidInput(
             "The absorbed node is an ancestor of the kept one; merge the other way round.",

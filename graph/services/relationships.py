@@ -9,19 +9,19 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Relationship
-from graph.errors import NotFound
+from db.models import Node, Relationship
 from graph.services import edits
 from graph.services.common import (
     Actor,
     check_text,
     check_unit_interval,
     check_version,
-    lock_conversation,
+    lock_conversation_of,
+    lock_rows,
     snapshot,
 )
 from graph.services.hierarchy import NO_SYNC
-from graph.services.nodes import check_utterances, conversation_of_node, lock_nodes
+from graph.services.nodes import check_utterances, lock_nodes
 
 RELATIONSHIP_FIELDS = (
     "relationship_type",
@@ -67,12 +67,11 @@ async def create_relationship(
     log: bool = True,
 ) -> Relationship:
     check_relationship_values(values)
-    conversation_id = await conversation_of_node(session, from_node_id, "fromNodeId")
-    conversation = await lock_conversation(
-        session, conversation_id, actor.user_id, field="fromNodeId", missing="No such node."
+    conversation = await lock_conversation_of(
+        session, Node, from_node_id, actor.user_id, field="fromNodeId", missing="No such node."
     )
-    await lock_nodes(session, conversation.id, [from_node_id], "fromNodeId")
-    await lock_nodes(session, conversation.id, [to_node_id], "toNodeId")
+    await lock_nodes(session, conversation, [from_node_id], "fromNodeId")
+    await lock_nodes(session, conversation, [to_node_id], "toNodeId")
     await check_utterances(
         session,
         conversation.id,
@@ -105,24 +104,18 @@ async def create_relationship(
 
 
 async def _lock(session: AsyncSession, actor: Actor, relationship_id: uuid.UUID) -> Relationship:
-    conversation_id = await session.scalar(
-        select(Relationship.conversation_id).where(Relationship.id == relationship_id)
+    conversation = await lock_conversation_of(
+        session,
+        Relationship,
+        relationship_id,
+        actor.user_id,
+        field="id",
+        missing="No such relationship.",
     )
-    if conversation_id is None:
-        raise NotFound("No such relationship.", field="id")
-    await lock_conversation(
-        session, conversation_id, actor.user_id, field="id", missing="No such relationship."
+    locked = await lock_rows(
+        session, Relationship, conversation, [relationship_id], "id", "relationship"
     )
-    relationship = (
-        await session.execute(
-            select(Relationship)
-            .where(Relationship.id == relationship_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if relationship is None:
-        raise NotFound("No such relationship.", field="id")
+    relationship: Relationship = locked[relationship_id]
     return relationship
 
 

@@ -296,12 +296,6 @@ async def test_a_reference_into_an_invisible_conversation_is_a_missing_id(
     assert await fingerprint(security_database) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph/services/nodes.py lock_nodes and clusters.py's cluster lookup lock the foreign"
-    " row FOR UPDATE, then ask whether its conversation is readable: one or two statements more"
-    " than for a missing id (a timing difference), and a stranger's row locked",
-)
 async def test_a_reference_into_an_invisible_conversation_costs_what_a_missing_id_costs(
     ask: Ask, world: World, own: Own
 ) -> None:
