@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation, Edit
 from graph.errors import ErrorCode, InvalidInput, NotFound
-from graph.permissions import can_read, owned_by
+from graph.permissions import owned_by, visible_to
 from graph.services.common import Actor, as_log_text, check_text
 
 # Canvas layout is logged (field `canvas`, one row per node per call) but is not a correction of
@@ -89,8 +89,10 @@ async def list_edits(
         raise InvalidInput(
             f"first must be between 1 and {MAX_PAGE}.", field="first", code=ErrorCode.OUT_OF_RANGE
         )
-    conversation = await session.get(Conversation, conversation_id)
-    if conversation is None or not can_read(conversation, viewer_id):
+    readable = await session.scalar(
+        select(Conversation.id).where(Conversation.id == conversation_id, visible_to(viewer_id))
+    )
+    if readable is None:
         raise NotFound("No such conversation.", field="conversationId")
     statement = select(Edit).where(Edit.conversation_id == conversation_id)
     if target_id is not None:
