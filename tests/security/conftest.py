@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,56 @@ class Reply:
 
 
 Ask = Callable[..., Awaitable[Reply]]
+
+# Far longer than any of these requests takes, far shorter than the statement timeout: a request
+# that needs longer is waiting for a lock.
+PROMPTLY_SECONDS = 5.0
+
+
+class OwnerWrite:
+    """The owner's write in progress (see `owner_holds_locks`)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def waiting(self) -> int:
+        """How many other sessions are waiting for its locks."""
+        return int(
+            await self.connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            )
+        )
+
+
+@asynccontextmanager
+async def owner_holds_locks(url: URL, rows: Mapping[str, uuid.UUID]) -> AsyncIterator[OwnerWrite]:
+    """A transaction that holds what the owner's write to these rows holds while it runs (the
+    conversation `FOR NO KEY UPDATE`, the other rows `FOR UPDATE`, as the write services take
+    them) until the block ends, and then rolls back."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        for kind, row_id in rows.items():
+            table = TABLES[kind.removesuffix("2")]  # ThreadNode2: a second node
+            strength = "NO KEY UPDATE" if kind == "Conversation" else "UPDATE"
+            locked = await connection.fetchval(
+                f"SELECT id FROM {table} WHERE id = $1 FOR {strength}", row_id
+            )
+            assert locked == row_id, (kind, row_id)
+        yield OwnerWrite(connection)
+    finally:
+        await transaction.rollback()
+        await connection.close()
+
+
+async def promptly(request: Awaitable[Reply], what: Any) -> Reply:
+    """The reply, provided it comes before `PROMPTLY_SECONDS`: it did not wait for a lock."""
+    try:
+        return await asyncio.wait_for(request, PROMPTLY_SECONDS)
+    except TimeoutError:
+        pytest.fail(f"no answer within {PROMPTLY_SECONDS} s, waiting for a lock: {what}")
 
 
 @pytest.fixture(scope="session")

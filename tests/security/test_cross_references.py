@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.mutations import documents
-from tests.security.conftest import Ask, World
+from tests.security.conftest import Ask, World, owner_holds_locks, promptly
 from tests.security.test_import_ids import document, fresh_ids
 from tests.security.test_mutation_matrix import fingerprint, strings
 
@@ -308,6 +308,22 @@ async def test_a_reference_into_an_invisible_conversation_costs_what_a_missing_i
         for name, invisible, missing, variables in replies
     }
     assert {key: pair for key, pair in counts.items() if pair[0] != pair[1]} == {}
+
+
+async def test_a_reference_to_a_row_the_owner_has_locked_does_not_wait(
+    ask: Ask, world: World, security_database: URL, own: Own
+) -> None:
+    """The writer's own conversation is free, the referenced rows are held by their owner's write
+    in progress: each reference is refused at once, since nothing of the owner's is locked."""
+    foreign = world.rows["private"]
+    async with owner_holds_locks(security_database, foreign) as owner_write:
+        for name, mutation, variables in CASES:
+            aimed = strings(variables(own, foreign))
+            reply = await promptly(ask(mutation, as_=WRITER, **aimed), (name, aimed))
+            result = reply.data[name]
+            expected = "ClusterPayload" if "remove" in aimed else ANSWERS.get(name, "NotFoundError")
+            assert result["__typename"] == expected, (name, aimed, result)
+        assert await owner_write.waiting() == 0
 
 
 def _replace(value: Any, old: dict[str, Any], new: dict[str, Any]) -> Any:

@@ -5,6 +5,7 @@ always the token's subject."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import uuid
@@ -17,7 +18,17 @@ from sqlalchemy.engine import URL
 
 from tests.conftest import asyncpg_dsn
 from tests.mutations import documents
-from tests.security.conftest import OTHER, OWNER, SHARED, Ask, World, can_read
+from tests.security.conftest import (
+    OTHER,
+    OWNER,
+    PROMPTLY_SECONDS,
+    SHARED,
+    Ask,
+    World,
+    can_read,
+    owner_holds_locks,
+    promptly,
+)
 
 STALE = "2001-01-01T00:00:00+00:00"
 # Writes their own conversations, so kept out of the read matrix's users.
@@ -182,11 +193,52 @@ async def test_nobody_but_the_owner_writes(
         if can_read(viewer, conversation):
             assert result["__typename"] == "ForbiddenError", (name, result)
             continue
-        # Invisible: exactly what the same mutation on ids that exist nowhere gets.
+        # Invisible: byte for byte what the same mutation on ids that exist nowhere gets, SQL
+        # statement count included.
         fresh = {key: uuid.uuid4() for key in rows}
         missing = await ask(document, as_=viewer, **strings(variables(fresh)))
         assert result["__typename"] == "NotFoundError", (name, result)
-        assert result == missing.data[name], (name, result, missing.data[name])
+        assert reply.body == missing.body, (name, reply.body, missing.body)
+    assert await fingerprint(security_database) == before
+
+
+@pytest.mark.parametrize(
+    ("viewer", "conversation", "answer"),
+    [(OTHER, "private", "NotFoundError"), (SHARED, "shared", "ForbiddenError")],
+)
+async def test_a_write_by_someone_else_never_waits_for_the_owners(
+    ask: Ask,
+    world: World,
+    security_database: URL,
+    viewer: str,
+    conversation: str,
+    answer: str,
+) -> None:
+    """While the owner's write holds the conversation and its rows, every mutation naming them by
+    someone else answers at once, as it would otherwise: it locks nothing of the owner's, so it
+    can neither wait for the owner nor make the owner wait. The owner's own write does wait."""
+    rows = world.rows[conversation]
+    before = await fingerprint(security_database)
+    async with owner_holds_locks(security_database, rows) as owner_write:
+        for name, document, variables in CASES:
+            reply = await promptly(ask(document, as_=viewer, **strings(variables(rows))), name)
+            assert reply.data[name]["__typename"] == answer, (name, reply.body)
+        assert await owner_write.waiting() == 0
+        # The positive control: the locks are real, and the owner's writes queue behind them.
+        queued = asyncio.create_task(
+            ask(
+                RENAME,
+                as_=OWNER,
+                input={"id": str(rows["ThreadNode"]), "expectedUpdatedAt": STALE, "nodeName": "x"},
+            )
+        )
+        for _ in range(int(PROMPTLY_SECONDS * 10)):
+            if await owner_write.waiting():
+                break
+            await asyncio.sleep(0.1)
+        assert await owner_write.waiting() == 1 and not queued.done()
+    renamed = await promptly(queued, "the owner's rename once the locks are released")
+    assert renamed.data["updateNode"]["__typename"] == "ConflictError", renamed.body
     assert await fingerprint(security_database) == before
 
 
