@@ -47,6 +47,7 @@ from sqlalchemy.engine import URL
 
 from bench import documents
 from db.demo import generate_conversation, generate_small_conversations
+from db.session import SESSION_SETTINGS
 from db.settings import PROJECT_ROOT, Settings, connect_arguments, resolve_database_url
 from graph.serve import asyncpg_dsn, migrate
 
@@ -392,6 +393,9 @@ async def measure_floor(
 ) -> dict[str, Any]:
     connection = await asyncpg.connect(**connect_arguments(dataset.database))
     try:
+        # the server's session settings, so that the floor runs under the same planner
+        for name, value in SESSION_SETTINGS.items():
+            await connection.execute(f"SET {name} = '{value}'")
         statement = await connection.prepare(documents.CANVAS_FLOOR_SQL)
         conversation_id = dataset.conversations[size]
         document = await statement.fetchval(conversation_id, size)

@@ -406,17 +406,21 @@ class Loaders:
         """With a plan, each node comes as the JSON PostgreSQL rendered (graph.rendering)."""
         node_filter, plan = arguments
         table = f.nodes
-        selected: list[Any] = [table]
+        where = [any_key(table.c.conversation_id, keys), self.visible(table)]
+        statement = select(table).where(*where, *node_filter.conditions())
         if plan is not None:
-            selected = [table.c.conversation_id, render(plan, table, self.visible).label("doc")]
-        rows = await self.fetch(
-            select(*selected)
-            .where(
-                any_key(table.c.conversation_id, keys),
-                self.visible(table),
-                *node_filter.conditions(),
+            # The rows are found first (OFFSET 0 keeps the planner from flattening the subquery
+            # and choosing its plan by the rendering's cost), then rendered.
+            found_rows = statement.offset(0).subquery()
+            statement = select(
+                found_rows.c.conversation_id,
+                found_rows.c.timestamp_start,
+                found_rows.c.id,
+                render(plan, found_rows, self.visible).label("doc"),
             )
-            .order_by(table.c.conversation_id, table.c.timestamp_start, table.c.id)
+            table = found_rows  # type: ignore[assignment]
+        rows = await self.fetch(
+            statement.order_by(table.c.conversation_id, table.c.timestamp_start, table.c.id)
         )
         found: dict[RowId, list[Any]] = {key: [] for key in keys}
         for row in rows:

@@ -572,22 +572,18 @@ def _many(
 
 
 def _children(selected: Selected, source: FromClause, visible: Visible) -> ColumnElement[Any]:
-    """`ThreadNode.children`: the nodes of `childrenIds`, in that order, hidden ones left out."""
-    members = (
-        func.unnest(source.c.children_ids)
-        .table_valued("id", with_ordinality="position")
-        .render_derived()
-    )
+    """`ThreadNode.children`: the nodes of `childrenIds`, in that order, hidden ones left out.
+
+    `id = ANY(childrenIds)` finds them by primary key (an `unnest` join lets the planner hash
+    the whole table for every parent); `childrenIds` holds no id twice (graph/services keeps it
+    so), so ordering by each id's position in it is the list's order.
+    """
     alias = f.nodes.alias()
     document = _document(selected, alias, visible)
+    position = func.array_position(source.c.children_ids, alias.c.id)
     return (
-        select(
-            func.coalesce(
-                func.json_agg(aggregate_order_by(document, members.c.position)), EMPTY_LIST
-            )
-        )
-        .select_from(members.join(alias, alias.c.id == members.c.id))
-        .where(visible(alias))
+        select(func.coalesce(func.json_agg(aggregate_order_by(document, position)), EMPTY_LIST))
+        .where(alias.c.id == func.any(source.c.children_ids), visible(alias))
         .scalar_subquery()
     )
 
