@@ -3,17 +3,19 @@
 A canvas asks for a thousand nodes with twenty fields and their relationships: the executor would
 resolve and complete some 35,000 fields one Python call at a time, ten times longer than
 PostgreSQL takes to produce the same data. So when every field selected under a list's items is
-one this module can express in SQL (a column, a typed shape of a JSONB column, the relationships
-of a node), the statement that fetches the page renders each item with `json_build_object`, keyed
-by the response keys (aliases included), and the item is served as a pre-serialised fragment
-(`orjson.Fragment`) that `RenderingExecutionContext` passes through untouched.
+one this module can express in SQL (a column, a typed shape of a JSONB column, or a traversal it
+knows: a node's relationships, children, parent, neighbours in time, utterances and edits, a
+relationship's ends, an utterance's node), the statement that fetches the page renders each item
+with `json_build_object` and correlated subqueries, keyed by the response keys (aliases
+included), and the item is served as a pre-serialised fragment (`orjson.Fragment`) that
+`RenderingExecutionContext` passes through untouched.
 
 The JSON is the one the resolvers would produce: the same keys in the same order, ids as text,
 `DateTime` as Python's `isoformat()`, enums by name, the same rows through the same visibility
 predicate and in the same order (`tests/read/test_rendering.py` compares both paths over every
-type and shape). A selection with anything else in it (a traversal to another object, a directive
-other than `@skip` / `@include`, more keys than `json_build_object` takes) is served by the
-resolvers as before. `LCT_RENDER_IN_DATABASE=false` switches the whole mechanism off.
+type and shape). A selection with anything else in it (another traversal, a directive other than
+`@skip` / `@include`, more keys than `json_build_object` takes) is served by the resolvers as
+before. `LCT_RENDER_IN_DATABASE=false` switches the whole mechanism off.
 """
 
 from __future__ import annotations
@@ -357,7 +359,7 @@ def _build_object(pairs: list[tuple[str, Any]]) -> ColumnElement[Any]:
 class Renderer:
     """How the fields of one object type become SQL over a row source (a table or alias)."""
 
-    def __init__(self, type_name: str, table: Any, graphql_type: Any = None) -> None:
+    def __init__(self, type_name: str, table: Any) -> None:
         self.type_name = type_name
         self.table = table
         self.columns: dict[str, str] = {}
