@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 
 from graph.context import Context
 from graph.conversations import Conversation, _page
@@ -40,6 +41,13 @@ async def _refetch(info: Info, ids: list[uuid.UUID]) -> list[Node | None]:
     return [_live(item) for item in found]
 
 
+def _parse_or_error(value: Any, argument: str) -> uuid.UUID | GraphQLError:
+    try:
+        return parse_uuid(value, argument)
+    except GraphQLError as error:
+        return error
+
+
 def _live(item: Any, include_deleted: bool = False) -> Any:
     """security: a soft-deleted conversation is found only when its owner asks for it explicitly
     (the loaders let it through for the owner alone)."""
@@ -58,14 +66,21 @@ class Query:
 
     @strawberry.field(
         description="Objects by id, in the order asked; null for each that does not exist or is"
-        " not visible to you."
+        " not visible to you. A malformed id is null too, with an error at its position"
+        " (`nodes.<index>`), as `node(id:)` answers it; the other ids are answered as usual."
     )
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         limit = info.context.settings.max_page_size
         if len(ids) > limit:
             raise user_error(f"`ids` holds {len(ids)} ids; at most {limit} are accepted.")
-        parsed = [parse_uuid(value, f"ids[{index}]") for index, value in enumerate(ids)]
-        return await _refetch(info, parsed)
+        parsed = [_parse_or_error(value, f"ids[{index}]") for index, value in enumerate(ids)]
+        found = iter(await _refetch(info, [item for item in parsed if isinstance(item, uuid.UUID)]))
+        # graphql-core completes an exception in a list as an error at that index and null there;
+        # raising instead would null the non-null list and, with it, the whole `data`.
+        answers: list[Any] = [
+            next(found) if isinstance(item, uuid.UUID) else item for item in parsed
+        ]
+        return answers
 
     @strawberry.field(description="A conversation by id; null when missing or not visible to you.")
     async def conversation(
