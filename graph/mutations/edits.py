@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from graph.enums import TargetType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
 from graph.mutations.common import (
@@ -77,7 +78,10 @@ class EditsQuery:
         info: strawberry.Info,
         conversation_id: strawberry.ID,
         target_id: strawberry.ID | None = None,
-        target_type: str | None = None,
+        target_type: Annotated[
+            TargetType | None,
+            strawberry.argument(description="Only edits of this kind of object."),
+        ] = None,
         first: int = 100,
     ) -> EditsResult:
         async def action(session, actor):
@@ -86,7 +90,7 @@ class EditsQuery:
                 info.context.viewer_id,
                 parse_id(conversation_id, "conversationId"),
                 target_id=parse_optional_id(target_id, "targetId"),
-                target_type=target_type,
+                target_type=None if target_type is None else target_type.value,
                 first=first,
             )
             return EditsPage(edits=[edit_out(row) for row in rows])

@@ -239,7 +239,7 @@ mutation($document: JSON!, $preserveIds: Boolean! = false) {{
 }}"""
 
 EDITS_LOG = f"""
-query($conversationId: ID!, $targetId: ID, $targetType: String, $first: Int! = 100) {{
+query($conversationId: ID!, $targetId: ID, $targetType: TargetType, $first: Int! = 100) {{
   editsLog(
     conversationId: $conversationId, targetId: $targetId, targetType: $targetType, first: $first
   ) {{
