@@ -32,7 +32,10 @@ class ApiCall(Node):
     completion_cost: float = strawberry.field(description="In US dollars.")
     total_cost: float = strawberry.field(description="In US dollars.")
     latency_ms: int | None
-    status: str
+    status: str = strawberry.field(
+        description="The call's outcome as its caller reported it, free text (e.g. success, error;"
+        " see `errorMessage`)."
+    )
     error_message: str | None
     started_at: datetime
     completed_at: datetime | None

@@ -37,8 +37,13 @@ class Cluster(Node):
         description="Whether the analysis made the cluster (false: a person did)."
     )
     clustering_algorithm: str | None
-    clustering_confidence: float | None
-    color: str | None
+    clustering_confidence: float | None = strawberry.field(
+        description="0 to 1: how sure `clusteringAlgorithm` is of the cluster."
+    )
+    color: str | None = strawberry.field(
+        description="The colour a client draws the cluster in, free text stored as given (the"
+        " demo data uses CSS hex colours such as `#4e79a7`)."
+    )
     icon: str | None
     created_at: datetime | None
     updated_at: datetime | None

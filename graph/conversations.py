@@ -62,7 +62,10 @@ class Goal:
     description: str | None
     target_metric: str | None
     target_value: JSON | None
-    weight: float | None
+    weight: float | None = strawberry.field(
+        description="How much the goal counts relative to the conversation's other goals, as"
+        " set by whoever wrote it; the API checks no range (the demo data uses 0.2 to 1)."
+    )
 
 
 def _shaped(kind: type, item: Any) -> Any:
@@ -197,7 +200,13 @@ class Conversation(Node):
         is_tangent: bool | None = None,
         is_crux: bool | None = None,
         is_contextual_progress: bool | None = None,
-        primary_speaker: str | None = None,
+        primary_speaker: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only nodes whose `speakerInfo.primarySpeaker` is this speaker id"
+                " (the `speakerId` of their utterances)."
+            ),
+        ] = None,
         time_from: Annotated[
             float | None,
             strawberry.argument(description="Only nodes whose time span ends at or after this."),
@@ -280,7 +289,13 @@ class Conversation(Node):
         first: int | None = None,
         after: str | None = None,
         relationship_type: list[str] | None = None,
-        min_strength: float | None = None,
+        min_strength: Annotated[
+            float | None,
+            strawberry.argument(
+                description="Only relationships with `strength` at or above this (inclusive;"
+                " strength runs 0 to 1); relationships without a strength are left out."
+            ),
+        ] = None,
         order_by: RelationshipOrderField = RelationshipOrderField.CREATED_AT,
         direction: Direction = Direction.ASC,
     ) -> Connection[LazyRelationship]:
@@ -342,7 +357,12 @@ class Conversation(Node):
         feature: list[str] | None = None,
         provider: list[str] | None = None,
         model: list[str] | None = None,
-        status: str | None = None,
+        status: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only calls whose `status` is exactly this (e.g. success, error)."
+            ),
+        ] = None,
         order_by: ApiCallOrderField = ApiCallOrderField.STARTED_AT,
         direction: Direction = Direction.DESC,
     ) -> Connection[LazyApiCall]:

@@ -31,11 +31,19 @@ LazyCluster = Annotated["Cluster", strawberry.lazy("graph.clusters")]
 LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
 LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 
+MIN_STRENGTH = (
+    "Only relationships with `strength` at or above this (inclusive; strength runs 0 to 1);"
+    " relationships without a strength are left out."
+)
+
 
 @strawberry.type(description="Another speaker's share of a node.")
 class SecondarySpeaker:
     speaker_id: str | None
-    percentage: float | None
+    percentage: float | None = strawberry.field(
+        description="This speaker's share of the node, in percent (as `contributionPercentage` is"
+        " for the primary speaker)."
+    )
 
 
 @strawberry.type(description="Who speaks in a node (`speakerInfo`).")
@@ -122,7 +130,10 @@ class ThreadNode(Node):
     node_name: str
     summary: str
     key_points: list[str] | None
-    node_type: str | None
+    node_type: str | None = strawberry.field(
+        description="What kind of node the analysis made, as free text: `conversational_thread`"
+        " unless said otherwise (the demo data calls its most detailed level `utterance_group`)."
+    )
     level: int | None = strawberry.field(
         description="Depth in the hierarchy: 1 is the coarsest theme, 5 the most detailed."
     )
@@ -163,16 +174,36 @@ class ThreadNode(Node):
         description="Seconds from the start of the conversation."
     )
     duration_seconds: float | None
-    cluster_info: JSON | None
-    display_preferences: JSON | None
-    canvas_x: int | None
-    canvas_y: int | None
-    canvas_width: int | None
-    canvas_height: int | None
+    cluster_info: JSON | None = strawberry.field(
+        description="Free-form JSON about the node's clustering, stored as delivered (the demo"
+        " data holds `{cluster_id, cluster_name}`). The API does not keep it in step with"
+        " `clusters`, which is where membership lives."
+    )
+    display_preferences: JSON | None = strawberry.field(
+        description="Free-form JSON for how a client draws the node, stored as given (the demo"
+        " data holds `{color, collapsed}`)."
+    )
+    canvas_x: int | None = strawberry.field(
+        description="The node's left edge on the canvas, in canvas pixels (x grows to the right,"
+        " as in Obsidian's JSON Canvas, which the canvas exports to)."
+    )
+    canvas_y: int | None = strawberry.field(
+        description="The node's top edge on the canvas, in canvas pixels (y grows downwards)."
+    )
+    canvas_width: int | None = strawberry.field(
+        description="The node's width on the canvas, in canvas pixels: at least 1 when set"
+        " through the API, 350 when the node was created without one."
+    )
+    canvas_height: int | None = strawberry.field(
+        description="The node's height on the canvas, in canvas pixels: at least 1 when set"
+        " through the API, 200 when the node was created without one."
+    )
     zoom_level_visible: list[int] | None = strawberry.field(
         description="The canvas zoom levels at which the node is drawn."
     )
-    confidence_score: float | None
+    confidence_score: float | None = strawberry.field(
+        description="0 to 1: how sure the analysis is of the node."
+    )
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -223,7 +254,10 @@ class ThreadNode(Node):
         self,
         info: Info,
         relationship_type: list[str] | None = None,
-        min_strength: float | None = None,
+        min_strength: Annotated[
+            float | None,
+            strawberry.argument(description=MIN_STRENGTH),
+        ] = None,
     ) -> list[LazyRelationship]:
         key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
         loader = info.context.loaders.at(info).relationships_by_from_node_id
@@ -236,7 +270,10 @@ class ThreadNode(Node):
         self,
         info: Info,
         relationship_type: list[str] | None = None,
-        min_strength: float | None = None,
+        min_strength: Annotated[
+            float | None,
+            strawberry.argument(description=MIN_STRENGTH),
+        ] = None,
     ) -> list[LazyRelationship]:
         key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
         return await info.context.loaders.at(info).relationships_by_to_node_id.load((self.id, key))
@@ -250,7 +287,10 @@ class ThreadNode(Node):
         info: Info,
         direction: RelationshipDirection = RelationshipDirection.BOTH,
         relationship_type: list[str] | None = None,
-        min_strength: float | None = None,
+        min_strength: Annotated[
+            float | None,
+            strawberry.argument(description=MIN_STRENGTH),
+        ] = None,
     ) -> list[LazyRelationship]:
         key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
         loaders = info.context.loaders.at(info)

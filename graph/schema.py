@@ -28,6 +28,7 @@ from graph.nodes import ThreadNode
 from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
 from graph.rendering import RenderingExecutionContext, register
+from graph.scalars import SCALAR_MAP
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
@@ -47,7 +48,7 @@ def create_schema(
         extensions=list(extensions),
         # security: batched requests (a JSON array of operations) are accepted; the view caps
         # them at LCT_MAX_OPERATIONS (graph.http.SecureGraphQL) before this ceiling applies.
-        config=StrawberryConfig(batching_config={"max_operations": 1000}),
+        config=StrawberryConfig(batching_config={"max_operations": 1000}, scalar_map=SCALAR_MAP),
         # passes the list items PostgreSQL rendered as JSON through (graph/rendering.py)
         execution_context_class=RenderingExecutionContext,
     )

@@ -40,11 +40,21 @@ class Utterance(Node):
     duration_seconds: float | None
     chunk_id: uuid.UUID | None = strawberry.field(description="The transcript chunk it came in.")
     node_id: strawberry.ID | None = strawberry.field(description="The id of `node`.")
-    thread_id: uuid.UUID | None
+    thread_id: uuid.UUID | None = strawberry.field(
+        description="An opaque id grouping utterances into a thread, as delivered by the pipeline"
+        " or an import; no table holds threads, so it is stored and returned as given and never"
+        " resolved."
+    )
     confidence_score: float | None = strawberry.field(description="Transcription confidence.")
     language: str | None
-    emotion: str | None
-    energy_level: float | None
+    emotion: str | None = strawberry.field(
+        description="The speaker's emotion in this turn as the analysis labelled it, free text"
+        " (e.g. neutral, curious, concerned)."
+    )
+    energy_level: float | None = strawberry.field(
+        description="How much energy the speaker's delivery has in this turn, as the analysis"
+        " scored it; the API checks no range (the demo data uses 0 to 1)."
+    )
     platform_metadata: JSON | None = strawberry.field(
         description="Free-form, per platform (slack, discord, google_meet, ...)."
     )
