@@ -1,6 +1,8 @@
 """Headless Chromium driven over the DevTools protocol, with nothing but `websockets`.
 
 Just enough for a test to open a page, run JavaScript in it and see every URL it requested.
+Without a browser the test skips, except in CI (`CI` set, as CI services and `.ci/run` do), where
+it fails: CI must not pass with the browser test skipped.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,12 +39,20 @@ FLAGS = (
 )
 
 
+NO_BROWSER = "no Chromium installed (Debian: apt-get install chromium)"
+
+
 def find_browser() -> str | None:
     for name in BROWSERS:
         path = shutil.which(name)
         if path:
             return path
     return None
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI, where a missing browser is a failure rather than a skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 class Page:
