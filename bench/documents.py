@@ -74,11 +74,13 @@ query MutationFields { __schema { mutationType { fields { name } } } }
 
 # The floor: the canvas query's data as one JSON document, built by PostgreSQL in one statement.
 # Same rows, same order (nodes by timestamp_start then id; relationships by created_at then id).
+# MATERIALIZED: each part is computed once; inlined, the planner can choose to aggregate every
+# relationship of the conversation again for each node (seen: 3.4 s instead of 33 ms).
 CANVAS_FLOOR_SQL = """
-WITH page AS (
+WITH page AS MATERIALIZED (
     SELECT * FROM nodes WHERE conversation_id = $1
     ORDER BY timestamp_start, id LIMIT $2
-), outgoing AS (
+), outgoing AS MATERIALIZED (
     SELECT r.from_node_id,
            json_agg(json_build_object(
                'id', r.id, 'toNodeId', r.to_node_id, 'relationshipType', r.relationship_type,

@@ -74,6 +74,8 @@ class Figures:
     sql_statements: int | None = None
     response_bytes: int | None = None
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per phase: "c1", "c8", ...
+    # per throughput phase: CPU cores kept busy by the server's processes and by the machine
+    cpu_cores: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str | None = None
 
 
@@ -119,6 +121,43 @@ def _process_tree(pid: int) -> list[int]:
         tree.append(current)
         queue.extend(children.get(current, []))
     return tree
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of the processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time the whole machine spent not idle, over all cores (Linux /proc/stat)."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / TICKS
+
+
+class CpuMeter:
+    """How many cores the server and the whole machine kept busy during one phase."""
+
+    def __init__(self, server: Server) -> None:
+        self.pids = _process_tree(server.process.pid)
+        self.started = time.perf_counter()
+        self.server = _cpu_seconds(self.pids)
+        self.machine = _machine_busy_seconds()
+
+    def cores(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.started
+        return {
+            "server": round((_cpu_seconds(self.pids) - self.server) / elapsed, 2),
+            "machine": round((_machine_busy_seconds() - self.machine) / elapsed, 2),
+        }
 
 
 def _status_kb(pid: int, key: str) -> int:
@@ -311,6 +350,7 @@ async def measure(
         _summary(figures, latencies)
         for concurrency in concurrencies:
             server.reset_peak_rss()
+            meter = CpuMeter(server)
             done, elapsed, errors, first_error, _ = await _run(
                 client,
                 request,
@@ -320,6 +360,7 @@ async def measure(
                 minimum=concurrency,
             )
             figures.peak_rss_mb[f"c{concurrency}"] = server.peak_rss_mb()
+            figures.cpu_cores[f"c{concurrency}"] = meter.cores()
             # successes only: a request refused or timed out fast is no throughput
             figures.throughput[f"c{concurrency}"] = round((len(done) - errors) / elapsed, 2)
             figures.throughput_errors[f"c{concurrency}"] = errors
@@ -598,7 +639,10 @@ async def _scaling(
             duration=arguments.duration,
         )
         result["scaling"].setdefault(f"workers_{workers}", []).append(asdict(figures))
-        log(f"{workers} workers, {name} {figures.size or '-'}: {figures.throughput} req/s")
+        log(
+            f"{workers} workers, {name} {figures.size or '-'}: {figures.throughput} req/s,"
+            f" CPU cores busy (server / machine) {figures.cpu_cores}"
+        )
 
 
 def _derive(result: dict[str, Any]) -> None:
@@ -630,6 +674,30 @@ def _derive(result: dict[str, Any]) -> None:
                     name = f"{item['operation']}@{item['size'] or '-'} {concurrency}"
                     scaling.setdefault(key, {})[name] = round(value / base[concurrency], 2)
     result["scaling_ratio"] = scaling
+
+
+def _cpu_lines(result: dict[str, Any]) -> list[str]:
+    """One line per operation of the scaling comparison: where the machine's cores went."""
+    runs = {"workers_1": result.get("operations", []), **result.get("scaling", {})}
+    names = {
+        (item["operation"], item["size"])
+        for item in result.get("scaling", {}).get(
+            next(iter(result.get("scaling", {}) or {"": []})), []
+        )
+    }
+    lines = []
+    for operation, size in sorted(names, key=str):
+        parts = []
+        for key, items in runs.items():
+            for item in items:
+                if (item["operation"], item["size"]) == (operation, size):
+                    cores = ", ".join(
+                        f"{phase} {value['server']}/{value['machine']}"
+                        for phase, value in item.get("cpu_cores", {}).items()
+                    )
+                    parts.append(f"{key.replace('_', ' ')}: {cores}")
+        lines.append(f"  {operation}@{size or '-'}: " + "; ".join(parts))
+    return lines
 
 
 def _git(*arguments: str) -> str:
@@ -700,6 +768,10 @@ def table(result: dict[str, Any]) -> str:
     for key, ratios in result.get("scaling_ratio", {}).items():
         shown = ", ".join(f"{name} {ratio}x" for name, ratio in ratios.items())
         lines.append(f"throughput with {key.replace('_', ' ')} vs 1: {shown}")
+    busy = _cpu_lines(result)
+    if busy:
+        lines.append("CPU cores busy in the throughput phases (server processes / whole machine):")
+        lines.extend(busy)
     checks = result.get("canvas_check", {})
     if checks:
         lines.append(
