@@ -13,9 +13,12 @@ import argparse
 import asyncio
 import errno
 import json
+import multiprocessing
+import signal
 import socket
 import sys
 import uuid
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -173,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    if arguments.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        return serve_workers(arguments.host, arguments.port, arguments.workers, arguments)
+
     import uvicorn
 
     uvicorn.run(
@@ -185,6 +191,50 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
     )
     return 0
+
+
+def serve_workers(host: str, port: int, count: int, arguments: argparse.Namespace) -> int:
+    """`count` uvicorn processes, each with its own listening socket on the same port.
+
+    uvicorn's own `--workers` shares one socket, and the first process to wake accepts every
+    connection waiting (asyncio accepts up to a hundred at a time), so a client that opens its
+    keep-alive connections together gets one worker for all of them. With `SO_REUSEPORT` the
+    kernel gives each new connection to one of the sockets, spreading them over the processes.
+    """
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker, args=(host, port, not arguments.no_access_log), daemon=False
+        )
+        for _ in range(count)
+    ]
+    for process in processes:
+        process.start()
+
+    def stop(*_: Any) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for process in processes:
+        process.join()
+    return 0 if all(process.exitcode in (0, -signal.SIGTERM) for process in processes) else 1
+
+
+def _worker(host: str, port: int, access_log: bool) -> None:
+    import uvicorn
+
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    config = uvicorn.Config(
+        "graph.app:app", access_log=access_log, proxy_headers=False, server_header=False
+    )
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 if __name__ == "__main__":

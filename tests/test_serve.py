@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -264,3 +267,64 @@ def test_graphiql_page_names_only_vendored_assets() -> None:
         content = (ASSETS_DIR / path.removeprefix(f"{ASSETS_PATH}/")).read_bytes()
         digest = base64.b64encode(hashlib.sha384(content).digest()).decode()
         assert integrity == f"sha384-{digest}", path
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The uvicorn processes `serve` started (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if not entry.name.isdigit():
+                continue
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is Linux's")
+async def test_workers_share_connections_opened_together(
+    database_factory: DatabaseFactory,
+) -> None:
+    """`--workers 2`: sixteen keep-alive connections opened at once reach both processes (with one
+    shared socket, the first process to wake accepted them all) and SIGTERM stops every one."""
+    database = await database_factory.create()
+    port = free_port()
+    process = _serve(database, "--port", str(port), "--workers", "2", "--no-demo")
+    base = f"http://127.0.0.1:{port}"
+    workers: list[int] = []
+    try:
+        async with httpx.AsyncClient(timeout=5) as probe:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                with contextlib.suppress(httpx.TransportError):
+                    if (await probe.get(f"{base}/health")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "no answer within 120 s"
+                await asyncio.sleep(0.2)
+        workers[:] = _worker_pids(process.pid)
+        assert len(workers) == 2
+        before = {pid: _cpu_ticks(pid) for pid in workers}
+        clients = [httpx.AsyncClient(base_url=base, timeout=30) for _ in range(16)]
+        try:
+            for _ in range(15):
+                responses = await asyncio.gather(
+                    *(client.post("/graphql", json={"query": TYPENAME}) for client in clients)
+                )
+                assert all(response.status_code == 200 for response in responses)
+        finally:
+            for client in clients:
+                await client.aclose()
+        used = {pid: _cpu_ticks(pid) - before[pid] for pid in workers}
+        assert all(ticks > 0 for ticks in used.values()), used
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert process.returncode == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
