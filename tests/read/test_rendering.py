@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 
 from db.demo import generate_conversation
 from tests.conftest import GraphQLResponse, LiveServer, server_settings
+from tests.read import documents
 from tests.read.conftest import VIEWER
 
 NODE_FIELDS = """
@@ -50,20 +51,6 @@ query ($id: ID!, $first: Int) {{
     }} }}
   }}
 }}
-"""
-
-CANVAS = """
-query Canvas($id: ID!) {
-  conversation(id: $id) {
-    id conversationName
-    nodes(first: 1000) { totalCount nodes {
-      id nodeName summary level parentId canvasX canvasY canvasWidth canvasHeight
-      isBookmark isTangent isCrux zoomLevelVisible timestampStart timestampEnd
-      speakerInfo { primarySpeaker contributionPercentage }
-      outgoing { id toNodeId relationshipType strength explanation }
-    } }
-  }
-}
 """
 
 # Aliases, fragments on the type and on the interface, repeated keys, @skip / @include.
@@ -280,7 +267,7 @@ async def odd(db) -> uuid.UUID:
 
 
 async def test_the_canvas_is_rendered_as_the_resolvers_build_it(both, conversations):
-    data, _ = await compare(both, CANVAS, 1, id=str(conversations.large))
+    data, _ = await compare(both, documents.CANVAS, 1, id=str(conversations.large))
     assert len(data["conversation"]["nodes"]["nodes"]) == 1000
 
 
