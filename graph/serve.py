@@ -137,6 +137,11 @@ def _arguments(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         "--no-demo", action="store_true", help="do not load the demo conversation (LCT_DEMO=0)"
     )
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    parser.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not migrate the database first (production: migrate once per release)",
+    )
     return parser.parse_args(argv)
 
 
@@ -152,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_port_free(arguments.host, arguments.port)
         url = resolve_database_url(settings)
         print(f"database: {url.render_as_string(hide_password=True)}", flush=True)
-        migrate(url)
+        if not arguments.no_migrate:
+            migrate(url)
         demo = None
         if settings.demo and not arguments.no_demo:
             demo = asyncio.run(ensure_demo(url, settings))
@@ -223,18 +229,31 @@ def serve_workers(host: str, port: int, count: int, arguments: argparse.Namespac
     return 0 if all(process.exitcode in (0, -signal.SIGTERM) for process in processes) else 1
 
 
-def _worker(host: str, port: int, access_log: bool) -> None:
-    import uvicorn
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A worker's own socket on the shared port (`SO_REUSEPORT`).
 
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    Made with `IPPROTO_TCP`, not the default 0: asyncio sets `TCP_NODELAY` only on accepted
+    sockets whose protocol says TCP, and without it a response's headers and body (two writes)
+    wait for the client's delayed ACK, 40 ms a request. uvicorn's own `--workers` socket is made
+    the default way and has that flaw.
+    """
+    listener = socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
     listener.listen(2048)
+    return listener
+
+
+def _worker(host: str, port: int, access_log: bool) -> None:
+    import uvicorn
+
     config = uvicorn.Config(
         "graph.app:app", access_log=access_log, proxy_headers=False, server_header=False
     )
-    uvicorn.Server(config).run(sockets=[listener])
+    uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from graph.serve import (
     EXAMPLE_QUERY,
     ensure_demo,
     graphiql_link,
+    listening_socket,
     migrate,
 )
 from tests.browser import NO_BROWSER, find_browser, in_ci, open_page
@@ -328,3 +329,55 @@ async def test_workers_share_connections_opened_together(
         process.wait(30)
     assert process.returncode == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+async def _accepted_nodelay(listener: socket.socket) -> int:
+    """TCP_NODELAY on a connection an asyncio server accepted on `listener`."""
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def connected(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = writer.get_extra_info("socket")
+        accepted.set_result(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(connected, sock=listener)
+    try:
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        value = await asyncio.wait_for(accepted, 10)
+        writer.close()
+        return value
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is Linux's")
+async def test_worker_sockets_give_connections_tcp_nodelay() -> None:
+    """A response's headers and body go out at once: a socket made the default way (protocol 0,
+    as uvicorn's --workers makes it) leaves Nagle on, and each response waited 40 ms for the
+    client's delayed ACK."""
+    assert await _accepted_nodelay(listening_socket("127.0.0.1", free_port())) != 0
+    default = socket.socket(socket.AF_INET)
+    default.bind(("127.0.0.1", 0))
+    default.listen()
+    assert await _accepted_nodelay(default) == 0
+
+
+async def test_no_migrate_leaves_the_database_alone(database_factory: DatabaseFactory) -> None:
+    database = await database_factory.create()  # empty: serve would migrate it
+    process = _serve(database, "--port", str(free_port()), "--no-migrate", "--no-demo")
+    try:
+        deadline = time.monotonic() + 60
+        output = ""
+        assert process.stdout is not None
+        while "GraphQL endpoint" not in output and time.monotonic() < deadline:
+            output += await asyncio.to_thread(process.stdout.readline)
+        assert "GraphQL endpoint" in output, output
+    finally:
+        process.terminate()
+        process.wait(30)
+    connection = await asyncpg.connect(asyncpg_dsn(database))
+    try:
+        assert await connection.fetchval("SELECT to_regclass('alembic_version')") is None
+    finally:
+        await connection.close()
