@@ -678,13 +678,9 @@ def _derive(result: dict[str, Any]) -> None:
 
 def _cpu_lines(result: dict[str, Any]) -> list[str]:
     """One line per operation of the scaling comparison: where the machine's cores went."""
-    runs = {"workers_1": result.get("operations", []), **result.get("scaling", {})}
-    names = {
-        (item["operation"], item["size"])
-        for item in result.get("scaling", {}).get(
-            next(iter(result.get("scaling", {}) or {"": []})), []
-        )
-    }
+    scaling = result.get("scaling", {})
+    runs = {"workers_1": result.get("operations", []), **scaling}
+    names = {(item["operation"], item["size"]) for items in scaling.values() for item in items}
     lines = []
     for operation, size in sorted(names, key=str):
         parts = []

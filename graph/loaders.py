@@ -408,19 +408,16 @@ class Loaders:
         table = f.nodes
         where = [any_key(table.c.conversation_id, keys), self.visible(table)]
         statement = select(table).where(*where, *node_filter.conditions())
+        source: FromClause = table
         if plan is not None:
             # The rows are found first (OFFSET 0 keeps the planner from flattening the subquery
             # and choosing its plan by the rendering's cost), then rendered.
-            found_rows = statement.offset(0).subquery()
+            source = statement.offset(0).subquery()
             statement = select(
-                found_rows.c.conversation_id,
-                found_rows.c.timestamp_start,
-                found_rows.c.id,
-                render(plan, found_rows, self.visible).label("doc"),
+                source.c.conversation_id, render(plan, source, self.visible).label("doc")
             )
-            table = found_rows  # type: ignore[assignment]
         rows = await self.fetch(
-            statement.order_by(table.c.conversation_id, table.c.timestamp_start, table.c.id)
+            statement.order_by(source.c.conversation_id, source.c.timestamp_start, source.c.id)
         )
         found: dict[RowId, list[Any]] = {key: [] for key in keys}
         for row in rows:

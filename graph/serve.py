@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if arguments.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
-        return serve_workers(arguments.host, arguments.port, arguments.workers, arguments)
+        return serve_workers(arguments)
 
     import uvicorn
 
@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def serve_workers(host: str, port: int, count: int, arguments: argparse.Namespace) -> int:
-    """`count` uvicorn processes, each with its own listening socket on the same port.
+def serve_workers(arguments: argparse.Namespace) -> int:
+    """`arguments.workers` uvicorn processes, each with its own listening socket on the same port.
 
     uvicorn's own `--workers` shares one socket, and the first process to wake accepts every
     connection waiting (asyncio accepts up to a hundred at a time), so a client that opens its
@@ -210,9 +210,11 @@ def serve_workers(host: str, port: int, count: int, arguments: argparse.Namespac
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
-            target=_worker, args=(host, port, not arguments.no_access_log), daemon=False
+            target=_worker,
+            args=(arguments.host, arguments.port, not arguments.no_access_log),
+            daemon=False,
         )
-        for _ in range(count)
+        for _ in range(arguments.workers)
     ]
     for process in processes:
         process.start()
