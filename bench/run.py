@@ -571,6 +571,16 @@ async def run(arguments: argparse.Namespace, log: Callable[[str], None]) -> dict
                     await _scaling(server, dataset, arguments, result, workers, log)
             finally:
                 server.stop()
+        if arguments.peers:
+            from bench.peers import measure_peers
+
+            result["peers"] = await measure_peers(
+                dataset.database,
+                str(dataset.conversations[sizes[0]]),
+                lambda url: Server(url, 1, max(sizes)),
+                duration=arguments.duration,
+                log=log,
+            )
     finally:
         if arguments.keep_database:
             log(f"kept database {dataset.database.database}")
@@ -869,6 +879,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--keep-database", action="store_true", help="keep the generated database afterwards"
     )
     parser.add_argument("--quiet", action="store_true", help="print only the table")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also send small requests to PostGraphile 5 on the same database (bench/peers.py)",
+    )
     return parser.parse_args(argv)
 
 
@@ -893,6 +908,11 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
+    if "peers" in result:
+        from bench.peers import table as peers_table
+
+        print()
+        print(peers_table(result["peers"]))
     if saved is not None:
         print()
         print(compare(result, saved))
