@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -151,54 +152,128 @@ class Loaders:
         self.fetch = context.fetch
         self.viewer_id = context.viewer_id
 
-        self.conversation_by_id = DataLoader(self._conversation_by_id)
-        self.node_by_id = self._by_id(f.nodes, ThreadNode)
-        self.relationship_by_id = self._by_id(f.relationships, Relationship)
-        self.cluster_by_id = self._by_id(f.clusters, Cluster)
-        self.utterance_by_id = self._by_id(f.utterances, Utterance)
-        self.edit_by_id = self._by_id(f.edits, Edit)
-        self.api_call_by_id = self._by_id(f.api_calls, ApiCall)
-        self.object_by_id = DataLoader(self._object_by_id)
+    # Each loader is built on first use: a request uses a few of them, and `at` makes one set of
+    # loaders per field of the query.
 
-        self.ancestors_by_node_id = DataLoader(self._ancestors_by_node_id)
-        self.clusters_by_node_id = DataLoader(self._clusters_by_node_id)
-        self.utterances_by_node_id = self._many_by(
+    @cached_property
+    def conversation_by_id(self) -> DataLoader[RowId, Conversation | None]:
+        return DataLoader(self._conversation_by_id)
+
+    @cached_property
+    def node_by_id(self) -> DataLoader[RowId, ThreadNode | None]:
+        return self._by_id(f.nodes, ThreadNode)
+
+    @cached_property
+    def relationship_by_id(self) -> DataLoader[RowId, Relationship | None]:
+        return self._by_id(f.relationships, Relationship)
+
+    @cached_property
+    def cluster_by_id(self) -> DataLoader[RowId, Cluster | None]:
+        return self._by_id(f.clusters, Cluster)
+
+    @cached_property
+    def utterance_by_id(self) -> DataLoader[RowId, Utterance | None]:
+        return self._by_id(f.utterances, Utterance)
+
+    @cached_property
+    def edit_by_id(self) -> DataLoader[RowId, Edit | None]:
+        return self._by_id(f.edits, Edit)
+
+    @cached_property
+    def api_call_by_id(self) -> DataLoader[RowId, ApiCall | None]:
+        return self._by_id(f.api_calls, ApiCall)
+
+    @cached_property
+    def object_by_id(self) -> DataLoader[RowId, Any]:
+        return DataLoader(self._object_by_id)
+
+    @cached_property
+    def ancestors_by_node_id(self) -> DataLoader[RowId, list[ThreadNode]]:
+        return DataLoader(self._ancestors_by_node_id)
+
+    @cached_property
+    def clusters_by_node_id(self) -> DataLoader[RowId, list[Cluster]]:
+        return DataLoader(self._clusters_by_node_id)
+
+    @cached_property
+    def utterances_by_node_id(self) -> DataLoader[RowId, list[Utterance]]:
+        return self._many_by(
             f.utterances, f.utterances.c.node_id, Utterance, f.utterances.c.sequence_number
         )
-        self.edits_by_node_id = DataLoader(self._edits_by_node_id)
-        self.relationships_by_from_node_id: GroupedLoader[
-            RowId, RelationshipFilter, list[Relationship]
-        ] = GroupedLoader(self._relationships_by("from_node_id"))
-        self.relationships_by_to_node_id: GroupedLoader[
-            RowId, RelationshipFilter, list[Relationship]
-        ] = GroupedLoader(self._relationships_by("to_node_id"))
-        self.clusters_by_conversation_id: GroupedLoader[RowId, int | None, list[Cluster]] = (
-            GroupedLoader(self._clusters_by_conversation_id)
-        )
-        self.nodes_by_conversation_id: GroupedLoader[
-            RowId, tuple[NodeFilter, Plan | None], list[Any]
-        ] = GroupedLoader(self._nodes_by_conversation_id)
 
-        self.conversations_page = self._pages(f.conversations, None, Conversation)
-        self.conversations_count = self._counts(f.conversations, None)
-        self.nodes_page_by_conversation_id = self._pages(f.nodes, "conversation_id", ThreadNode)
-        self.nodes_count_by_conversation_id = self._counts(f.nodes, "conversation_id")
-        self.utterances_page_by_conversation_id = self._pages(
-            f.utterances, "conversation_id", Utterance
-        )
-        self.utterances_count_by_conversation_id = self._counts(f.utterances, "conversation_id")
-        self.relationships_page_by_conversation_id = self._pages(
-            f.relationships, "conversation_id", Relationship
-        )
-        self.relationships_count_by_conversation_id = self._counts(
-            f.relationships, "conversation_id"
-        )
-        self.edits_page_by_conversation_id = self._pages(f.edits, "conversation_id", Edit)
-        self.edits_count_by_conversation_id = self._counts(f.edits, "conversation_id")
-        self.api_calls_page_by_conversation_id = self._pages(
-            f.api_calls, "conversation_id", ApiCall
-        )
-        self.api_calls_count_by_conversation_id = self._counts(f.api_calls, "conversation_id")
+    @cached_property
+    def edits_by_node_id(self) -> DataLoader[RowId, list[Edit]]:
+        return DataLoader(self._edits_by_node_id)
+
+    @cached_property
+    def relationships_by_from_node_id(
+        self,
+    ) -> GroupedLoader[RowId, RelationshipFilter, list[Relationship]]:
+        return GroupedLoader(self._relationships_by("from_node_id"))
+
+    @cached_property
+    def relationships_by_to_node_id(
+        self,
+    ) -> GroupedLoader[RowId, RelationshipFilter, list[Relationship]]:
+        return GroupedLoader(self._relationships_by("to_node_id"))
+
+    @cached_property
+    def clusters_by_conversation_id(self) -> GroupedLoader[RowId, int | None, list[Cluster]]:
+        return GroupedLoader(self._clusters_by_conversation_id)
+
+    @cached_property
+    def nodes_by_conversation_id(
+        self,
+    ) -> GroupedLoader[RowId, tuple[NodeFilter, Plan | None], list[Any]]:
+        return GroupedLoader(self._nodes_by_conversation_id)
+
+    @cached_property
+    def conversations_page(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        return self._pages(f.conversations, None, Conversation)
+
+    @cached_property
+    def conversations_count(self) -> GroupedLoader[Any, Any, int]:
+        return self._counts(f.conversations, None)
+
+    @cached_property
+    def nodes_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        return self._pages(f.nodes, "conversation_id", ThreadNode)
+
+    @cached_property
+    def nodes_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
+        return self._counts(f.nodes, "conversation_id")
+
+    @cached_property
+    def utterances_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        return self._pages(f.utterances, "conversation_id", Utterance)
+
+    @cached_property
+    def utterances_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
+        return self._counts(f.utterances, "conversation_id")
+
+    @cached_property
+    def relationships_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        return self._pages(f.relationships, "conversation_id", Relationship)
+
+    @cached_property
+    def relationships_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
+        return self._counts(f.relationships, "conversation_id")
+
+    @cached_property
+    def edits_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        return self._pages(f.edits, "conversation_id", Edit)
+
+    @cached_property
+    def edits_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
+        return self._counts(f.edits, "conversation_id")
+
+    @cached_property
+    def api_calls_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        return self._pages(f.api_calls, "conversation_id", ApiCall)
+
+    @cached_property
+    def api_calls_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
+        return self._counts(f.api_calls, "conversation_id")
 
     def forget(self) -> None:
         """Drops every loader's cache: the request is done, and its rows are garbage now, not
