@@ -581,6 +581,18 @@ async def run(arguments: argparse.Namespace, log: Callable[[str], None]) -> dict
                 duration=arguments.duration,
                 log=log,
             )
+        if arguments.planner:
+            from bench.planner import measure_planner
+
+            result["planner"] = await measure_planner(
+                server_url,
+                settings.dev_user_id,
+                size=1000 if 1000 in sizes else max(sizes),
+                others=arguments.planner_others,
+                count=arguments.requests,
+                duration=arguments.duration,
+                log=log,
+            )
     finally:
         if arguments.keep_database:
             log(f"kept database {dataset.database.database}")
@@ -884,6 +896,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also send small requests to PostGraphile 5 on the same database (bench/peers.py)",
     )
+    parser.add_argument(
+        "--planner",
+        action="store_true",
+        help="also measure the canvas before ANALYZE and among many others (bench/planner.py)",
+    )
+    parser.add_argument(
+        "--planner-others",
+        type=int,
+        default=10_000,
+        help="other readable conversations in the planner phase's crowded database",
+    )
     return parser.parse_args(argv)
 
 
@@ -908,6 +931,11 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
+    if "planner" in result:
+        from bench.planner import table as planner_table
+
+        print()
+        print(planner_table(result["planner"]))
     if "peers" in result:
         from bench.peers import table as peers_table
 
