@@ -47,6 +47,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from db.settings import Settings
+from graph.observability import count_refusal
 
 PAGE_ARGUMENTS = ("first", "last")
 # Fragment lattices make the counts astronomical; past this they only need to stay "too many".
@@ -276,6 +277,7 @@ def limit_rule(limits: Limits, variables: Mapping[str, Any]) -> type[ValidationR
     class QueryLimitsRule(ValidationRule):
         def enter_document(self, *_: object) -> None:
             for error in measure_document(self.context, limits, variables):
+                count_refusal(error)
                 self.report_error(error)
 
     return QueryLimitsRule
