@@ -330,12 +330,15 @@ def request_id_from(value: bytes | None) -> str:
     return uuid.uuid4().hex
 
 
+NO_REQUEST = "-"
+
+
 class RequestIdFilter(logging.Filter):
-    """Gives every record `request_id`: the id of the request being served, or None."""
+    """Gives every record `request_id`: the id of the request being served, or "-"."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
-            record.request_id = current_request_id.get()
+            record.request_id = current_request_id.get() or NO_REQUEST
         return True
 
 
@@ -359,8 +362,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None)
-        if request_id is not None:
+        request_id = getattr(record, "request_id", NO_REQUEST)
+        if request_id != NO_REQUEST:
             line["request_id"] = request_id
         if record.name == "uvicorn.access" and isinstance(record.args, tuple):
             line.update(zip(_ACCESS_FIELDS, record.args, strict=False))

@@ -350,7 +350,12 @@ async def test_slow_operations_are_logged_with_name_and_time(session: Session) -
         assert line["sql_statements"] > 0
         assert line["outcome"] == "ok"
         assert line["message"].startswith("slow operation Canvas: ")
-    assert {line["request_id"] for line in canvas}.isdisjoint({None})
+    access = {
+        line["request_id"]: line
+        for line in json_lines(session.served)
+        if line["logger"] == "uvicorn.access"
+    }
+    assert all(access[line["request_id"]]["path"] == "/graphql" for line in canvas)
 
 
 # -- Request ids ---------------------------------------------------------------------------------
