@@ -598,3 +598,45 @@ async def test_workers_share_their_metrics(data: Data) -> None:
             assert value(figures, "lct_db_pool_connections_limit") == 12
     finally:
         served.stop()
+
+
+# -- The pool gauges -----------------------------------------------------------------------------
+
+
+async def test_pool_gauges_show_connections_in_use_and_waiting(data: Data) -> None:
+    """A lock the test holds on `conversations` keeps requests on their connections: with a pool
+    of 1 + 1 overflow, two requests hold both and a third waits for one."""
+    served = await serve(data.database, "--no-access-log", LCT_POOL_SIZE="1")
+    locker = await asyncpg.connect(asyncpg_dsn(data.database))
+
+    async def figures_become(in_use: int, waiting: int) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            figures = await served.metrics()
+            seen = (
+                value(figures, "lct_db_pool_connections_in_use"),
+                value(figures, "lct_db_pool_connections_waiting"),
+            )
+            if seen == (in_use, waiting):
+                return
+            assert time.monotonic() < deadline, f"in use, waiting: {seen}"
+            await asyncio.sleep(0.05)
+
+    try:
+        await figures_become(0, 0)
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
+        blocked = [asyncio.create_task(served.post(ANONYMOUS))]
+        await figures_become(1, 0)
+        blocked.append(asyncio.create_task(served.post(ANONYMOUS)))
+        await figures_become(2, 0)
+        blocked.append(asyncio.create_task(served.post(ANONYMOUS)))
+        await figures_become(2, 1)
+        await transaction.rollback()
+        for response in await asyncio.gather(*blocked):
+            assert "errors" not in response.json(), response.text
+        await figures_become(0, 0)
+    finally:
+        await locker.close()
+        served.stop()
