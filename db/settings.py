@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     render_in_database: bool = Field(
         default=True,
         description="Let PostgreSQL render list items as JSON when it can (graph/rendering.py).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: log JSON lines (graph/observability.py)."
+    )
+    slow_operation_ms: int = Field(
+        default=1000, ge=0, description="Log operations slower than this (0: none)."
     )
     render_budget_rows: int = Field(
         default=20_000,

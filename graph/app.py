@@ -10,15 +10,13 @@ is created by the app's lifespan, once, and disposed of when the server stops.
 
 from __future__ import annotations
 
-import contextvars
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -33,46 +31,22 @@ from graph.auth import Authenticator
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.observability import Observability, RequestMiddleware, current_count
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
 
 logger = logging.getLogger("lct.app")
 
 
-class StatementCount:
-    value: int = 0
-
-
-# The statement counter of the request being served (see `count_statements`).
-current_count: contextvars.ContextVar[StatementCount | None] = contextvars.ContextVar(
-    "lct_statement_count", default=None
-)
-
-
-def count_statements(engine: AsyncEngine) -> None:
-    """Counts every SQL statement into the counter of the request that ran it."""
-
-    def before_cursor_execute(*_: Any) -> None:
-        counter = current_count.get()
-        if counter is not None:
-            counter.value += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
-
-
 class StatementCountExtension(SchemaExtension):
     """Reports `extensions.sqlStatements`, how many SQL statements the operation ran, and
     `extensions.renderedLists`, how many of its lists PostgreSQL rendered (graph/rendering.py)."""
 
-    def on_operation(self) -> Iterator[None]:
-        self.counter = StatementCount()
-        self.token = current_count.set(self.counter)
-        yield
-
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context.context
         rendered = context.rendered_lists if isinstance(context, Context) else 0
-        return {"sqlStatements": self.counter.value, "renderedLists": rendered}
+        counter = current_count.get()  # set by graph.observability.OperationObserver
+        return {"sqlStatements": counter.value if counter else 0, "renderedLists": rendered}
 
 
 @dataclass
@@ -87,9 +61,12 @@ class Database:
 class GraphQLView(SecureGraphQL):
     """Builds the per-request `Context` and closes its session when the response is done."""
 
-    def __init__(self, schema: Any, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, schema: Any, settings: Settings, database: Database, observability: Observability
+    ) -> None:
         super().__init__(schema, settings)
         self.database = database
+        self.observability = observability
 
     async def get_context(self, request: Any, response: Any) -> Context:
         factory = self.database.session_factory
@@ -130,6 +107,7 @@ class GraphQLView(SecureGraphQL):
         created = getattr(getattr(request, "state", None), "lct_context", None)
         if isinstance(created, Context):
             created.rendered()
+            self.observability.rendered(created)
 
     async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
         kwargs: dict[str, Any] = {}
@@ -181,16 +159,21 @@ def viewer_id_of(request: Request) -> str | None:
     return viewer_of(request).user_id
 
 
-def extensions_for(settings: Settings) -> list[type[SchemaExtension] | Callable[[], Any]]:
+def extensions_for(
+    settings: Settings, observability: Observability
+) -> list[type[SchemaExtension] | Callable[[], Any]]:
     """The schema extensions, as classes or factories (an instance would be shared by requests)."""
-    extensions: list[type[SchemaExtension] | Callable[[], Any]] = [*security_extensions(settings)]
+    extensions: list[type[SchemaExtension] | Callable[[], Any]] = [
+        observability.extension,
+        *security_extensions(settings),
+    ]
     if settings.debug_sql_count:
         extensions.append(StatementCountExtension)
     return extensions
 
 
 def middleware_for(settings: Settings) -> list[Middleware]:
-    return [*security_middleware(settings, Authenticator(settings))]
+    return [Middleware(RequestMiddleware), *security_middleware(settings, Authenticator(settings))]
 
 
 def tune_garbage_collection() -> None:
@@ -208,13 +191,13 @@ def tune_garbage_collection() -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     database = Database()
+    observability = Observability(settings)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tune_garbage_collection()
         engine = create_engine(settings=settings)
-        if settings.debug_sql_count:
-            count_statements(engine)
+        observability.start(engine)
         database.engine = engine
         database.session_factory = create_session_factory(engine)
         database.render_budget = RenderBudget(settings.render_budget_rows)
@@ -222,9 +205,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             database.engine = database.session_factory = None
+            observability.stop()
             await engine.dispose()
 
-    view = GraphQLView(create_schema(extensions_for(settings)), settings, database)
+    schema = create_schema(extensions_for(settings, observability))
+    view = GraphQLView(schema, settings, database, observability)
 
     async def health(_: Request) -> Response:
         return Response("ok", media_type="text/plain")
@@ -233,6 +218,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/ready", observability.ready, methods=["GET"]),
+            Route("/metrics", observability.metrics, methods=["GET"]),
             assets_mount(),  # GraphiQL's scripts, so that the page works offline
         ],
         middleware=middleware_for(settings),

@@ -46,6 +46,7 @@ from graph.auth import ANONYMOUS, AuthenticationError, Authenticator, Viewer, is
 from graph.graphiql import offline_graphiql_html
 from graph.limits import limit_extensions
 from graph.masking import MaskUnexpectedErrors, new_error_id
+from graph.observability import count_masked_error
 
 logger = logging.getLogger("lct.http")
 
@@ -231,6 +232,7 @@ class SecurityMiddleware:
             await self._too_large()(scope, receive, send)
         except Exception:
             error_id = new_error_id()
+            count_masked_error()
             logger.exception("unexpected error %s serving %s", error_id, scope.get("path"))
             if started:
                 raise

@@ -49,6 +49,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from db.settings import Settings
+from graph.observability import count_refusal
 
 PAGE_ARGUMENTS = ("first", "last")
 # Fragment lattices make the counts astronomical; past this they only need to stay "too many".
@@ -284,7 +285,9 @@ def limit_errors(
     """
     errors: list[GraphQLError] = []
     context = ValidationContext(schema, document, TypeInfo(schema), errors.append)
-    errors.extend(measure_document(context, limits, variables))
+    for error in measure_document(context, limits, variables):
+        count_refusal(error)
+        errors.append(error)
     return errors
 
 

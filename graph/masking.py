@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from graph.observability import count_masked_error
+
 logger = logging.getLogger("lct.errors")
 
 QUERY_CANCELED = "57014"
@@ -60,6 +62,7 @@ def mask(error: GraphQLError, statement_timeout_ms: int) -> GraphQLError:
             extensions={"code": "STATEMENT_TIMEOUT"},
         )
     error_id = new_error_id()
+    count_masked_error()
     logger.error(
         "unexpected error %s at %s: %r",
         error_id,

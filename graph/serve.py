@@ -36,6 +36,7 @@ from db.settings import (
     resolve_database_url,
 )
 from graph.auth import check_bind
+from graph.observability import log_config, prepare_multiprocess_metrics
 
 DEMO_NODES = 300
 DEMO_SEED = 2026
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    prepare_multiprocess_metrics(arguments.workers)
     if arguments.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
         return serve_workers(arguments)
 
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=not arguments.no_access_log,
         proxy_headers=False,
         server_header=False,
+        log_config=log_config(settings),
     )
     return 0
 
@@ -253,7 +256,11 @@ def _worker(host: str, port: int, access_log: bool) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        "graph.app:app", access_log=access_log, proxy_headers=False, server_header=False
+        "graph.app:app",
+        access_log=access_log,
+        proxy_headers=False,
+        server_header=False,
+        log_config=log_config(get_settings()),
     )
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
