@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.analytics_sql import (
-    METRICS,
     Having,
     OrderTerm,
     StatsInputError,

@@ -41,9 +41,12 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.sql.elements import Grouping
 
 from db.models import ApiCall, Conversation, Edit, Node, Relationship, Utterance
 from graph.permissions import visible_conversation_ids
@@ -212,7 +215,7 @@ def stats_statement(
     keys = [calls.c[key] for key in request.keys]
     if keys:
         is_total = func.grouping(*keys) != 0
-        group_by: Any = func.grouping_sets(func.tuple_(*keys) if len(keys) > 1 else keys[0], ())
+        group_by: Any = func.grouping_sets(tuple_(*keys), tuple_())
         having = [_having(aggregates, term) for term in request.having]
         having_clause: ColumnElement[bool] = or_(is_total, and_(true(), *having))
     else:
@@ -283,7 +286,8 @@ def _aggregates(calls: Any, request: StatsRequest) -> dict[str, Any]:
     fractions = literal(list(PERCENTILES), ARRAY(Float))
     if request.percentiles_needed:
         method = func.percentile_disc if request.discrete_percentiles else func.percentile_cont
-        percentiles = method(fractions).within_group(latency)
+        # parenthesised, so that PostgreSQL accepts the subscript
+        percentiles = type_coerce(Grouping(method(fractions).within_group(latency)), ARRAY(Float))
         for index, name in enumerate(("latency_p50", "latency_p95", "latency_p99"), start=1):
             found[name] = cast(percentiles[index], Float)
     else:
