@@ -18,7 +18,8 @@ rewritten. They and the backfill run outside a transaction (`autocommit_block`):
 batches of BATCH conversations, each committed, after the triggers exist (so nothing written
 meanwhile is missed); the indexes with CREATE INDEX CONCURRENTLY, which takes no lock that blocks
 writes. An interrupted run leaves an invalid index behind; running the upgrade again drops and
-rebuilds it. The configuration is LCT_SEARCH_CONFIG's when this runs (db/search.py).
+rebuilds it. The offline script (`alembic upgrade --sql`) builds them without CONCURRENTLY, since
+it may be run as one multi-statement string, where PostgreSQL refuses it. The configuration is LCT_SEARCH_CONFIG's when this runs (db/search.py).
 """
 
 from collections.abc import Sequence
@@ -75,6 +76,17 @@ BEGIN
     ELSE
         NEW.tsv_search := lct_conversation_search_vector(NEW.id, NEW.conversation_name);
     END IF;
+    RETURN NEW;
+END
+$$
+"""
+
+# 5d1f0c3a9b27's function, as it wrote it (a downgrade restores it to the letter).
+PREVIOUS_SET_CONVERSATION_VECTOR = """
+CREATE OR REPLACE FUNCTION lct_set_conversation_tsv() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.tsv_search := to_tsvector('english', coalesce(NEW.conversation_name, ''));
     RETURN NEW;
 END
 $$
@@ -201,27 +213,26 @@ def upgrade() -> None:
                 last = bind.execute(sa.text(BACKFILL_BATCH), {"last": last, "size": BATCH}).scalar()
                 if last is None:
                     break
+        # An offline script (`upgrade --sql`) is often run as one multi-statement string, in
+        # which PostgreSQL refuses CONCURRENTLY; it builds the indexes the plain way.
+        concurrently = "" if context.is_offline_mode() else " CONCURRENTLY"
         for name, table, expression in INDEXES:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE INDEX CONCURRENTLY {name} ON {table} USING gin ({expression})")
+            op.execute(f"DROP INDEX{concurrently} IF EXISTS {name}")
+            op.execute(f"CREATE INDEX{concurrently} {name} ON {table} USING gin ({expression})")
 
 
 def downgrade() -> None:
+    concurrently = "" if context.is_offline_mode() else " CONCURRENTLY"
     with op.get_context().autocommit_block():
         for name, _table, _expression in reversed(INDEXES):
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.execute(f"DROP INDEX{concurrently} IF EXISTS {name}")
     for name in TRIGGER_NAMES:
         op.execute(f"DROP TRIGGER IF EXISTS {name} ON utterances")
     op.execute("DROP FUNCTION lct_utterances_added()")
     op.execute("DROP FUNCTION lct_utterances_changed()")
     # The previous revision's trigger function and vectors: the name alone, in the seed's
     # configuration; written while the WHEN clause still leaves updated_at alone.
-    op.execute(
-        "CREATE OR REPLACE FUNCTION lct_set_conversation_tsv() RETURNS trigger"
-        " LANGUAGE plpgsql AS $$ BEGIN"
-        " NEW.tsv_search := to_tsvector('english', coalesce(NEW.conversation_name, ''));"
-        " RETURN NEW; END $$"
-    )
+    op.execute(PREVIOUS_SET_CONVERSATION_VECTOR)
     op.execute(
         "UPDATE conversations SET tsv_search = "
         "to_tsvector('english', coalesce(conversation_name, ''))"
