@@ -907,6 +907,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=10_000,
         help="other readable conversations in the planner phase's crowded database",
     )
+    parser.add_argument(
+        "--phase",
+        choices=["graph", "search"],
+        default="graph",
+        help="search: bench/search_phase.py",
+    )
+    parser.add_argument("--conversations", type=int, default=1000, help="search phase")
+    parser.add_argument("--utterances", type=int, default=1_000_000, help="search phase")
+    parser.add_argument("--api-calls", type=int, default=1_000_000, help="search phase")
     return parser.parse_args(argv)
 
 
@@ -924,6 +933,11 @@ def main(argv: list[str] | None = None) -> int:
         if not arguments.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    if arguments.phase == "search":
+        from bench import search_phase
+
+        print(search_phase.table(asyncio.run(search_phase.measure(arguments, log))))
+        return 0
     result = asyncio.run(run(arguments, log))
     output = arguments.output or RESULTS_DIR / (
         f"{result['started_at'].replace(':', '').replace('+0000', 'Z')}-{result['commit']}.json"

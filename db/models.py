@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    DDL,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy import (
     text as sql,
@@ -30,11 +32,15 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
+from db.search import JOINED_FUNCTION, node_vector, utterance_vector
+from db.settings import get_settings
 
 GEN_UUID = sql("gen_random_uuid()")
 NOW = sql("now()")
 
 CONVERSATION_TYPES = ("live_audio", "transcript", "chat", "hybrid")
+# full-text search's configuration, fixed in the indexes (db/search.py)
+SEARCH_CONFIG = get_settings().search_config
 VISIBILITIES = ("private", "shared", "public")
 DIALOGUE_TYPES = ("monologue", "dialogue", "multi-party", "consensus")
 EDIT_TYPES = ("correction", "addition", "deletion", "merge", "split")
@@ -133,6 +139,11 @@ class Utterance(Base):
         Index("idx_utterances_speaker", "conversation_id", "speaker_id"),
         Index("idx_utterances_thread", "thread_id"),
         Index("idx_utterances_timestamp", "conversation_id", "timestamp_start"),
+        Index(
+            "idx_utterances_text_search",
+            sql(utterance_vector(SEARCH_CONFIG)),
+            postgresql_using="gin",
+        ),
     )
 
 
@@ -206,7 +217,12 @@ class Node(Base):
         Index("idx_nodes_successor", "successor_id"),
         Index("idx_nodes_zoom_levels", "zoom_level_visible", postgresql_using="gin"),
         Index("idx_nodes_children_ids", "children_ids", postgresql_using="gin"),
+        Index("idx_nodes_text_search", sql(node_vector(SEARCH_CONFIG)), postgresql_using="gin"),
     )
+
+
+# The index above calls lct_joined; a database built from the models needs it too.
+event.listen(Node.__table__, "before_create", DDL(JOINED_FUNCTION))
 
 
 class Relationship(Base):

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="Rendered list items a server process holds at once; requests beyond wait.",
     )
 
+    search_config: str = Field(
+        default="english",
+        description="The PostgreSQL text-search configuration of full-text search (db/search.py).",
+    )
+
     # Authentication (graph/auth.py). None of the three key settings: local development mode.
     jwt_secret: str | None = Field(default=None, description="HS256 shared secret.")
     jwt_public_key: str | None = Field(
@@ -102,6 +107,15 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("search_config")
+    @classmethod
+    def _configuration_name(cls, value: str) -> str:
+        from db.search import CONFIG_NAME
+
+        if not CONFIG_NAME.match(value):
+            raise ValueError("a text-search configuration name such as `english` or `simple`")
         return value
 
     @property

@@ -19,6 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from graph.analytics import AnalyticsQuery
 from graph.api_calls import ApiCall
 from graph.clusters import Cluster
 from graph.conversations import Conversation
@@ -29,13 +30,14 @@ from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
 from graph.rendering import RenderingExecutionContext, register
 from graph.scalars import SCALAR_MAP
+from graph.search import SearchQuery
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [Conversation, Utterance, ThreadNode, Relationship, Cluster, Edit, ApiCall]
 
 # The write side (graph/mutations/): its mutations, and the two reads that belong with it.
-Query = merge_types("Query", (ReadQuery, MutationSideQuery))
+Query = merge_types("Query", (ReadQuery, MutationSideQuery, SearchQuery, AnalyticsQuery))
 
 
 def create_schema(

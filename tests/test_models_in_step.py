@@ -67,16 +67,41 @@ CATALOG_QUERIES = {
 }
 COMPARED = ("columns", "constraints", "indexes")
 # Only the migrations create these (the models cannot express them).
-MIGRATION_ONLY_FUNCTIONS = ["lct_set_conversation_tsv", "lct_set_updated_at"]
+# The function a search index calls (db/search.py) is built by the models too.
+INDEX_FUNCTIONS = ["lct_joined"]
+MIGRATION_ONLY_FUNCTIONS = sorted(
+    [
+        "lct_conversation_search_vector",
+        "lct_set_conversation_tsv",
+        "lct_set_updated_at",
+        "lct_utterances_added",
+        "lct_utterances_changed",
+        *INDEX_FUNCTIONS,
+    ]
+)
 MIGRATION_ONLY_TRIGGERS = sorted(
     [
         f"CREATE TRIGGER {table}_set_updated_at BEFORE UPDATE ON public.{table} "
         "FOR EACH ROW EXECUTE FUNCTION lct_set_updated_at()"
-        for table in ("clusters", "conversations", "nodes", "relationships", "utterances")
+        for table in ("clusters", "nodes", "relationships", "utterances")
     ]
     + [
         "CREATE TRIGGER conversations_set_tsv BEFORE INSERT OR UPDATE OF conversation_name "
-        "ON public.conversations FOR EACH ROW EXECUTE FUNCTION lct_set_conversation_tsv()"
+        "ON public.conversations FOR EACH ROW EXECUTE FUNCTION lct_set_conversation_tsv()",
+        # writing the derived tsv_search alone leaves updated_at as it is
+        "CREATE TRIGGER conversations_set_updated_at BEFORE UPDATE ON public.conversations"
+        " FOR EACH ROW WHEN (((NOT (old.tsv_search IS DISTINCT FROM new.tsv_search))"
+        " OR (old.conversation_name IS DISTINCT FROM new.conversation_name)))"
+        " EXECUTE FUNCTION lct_set_updated_at()",
+    ]
+    + [
+        f"CREATE TRIGGER utterances_search_{name} AFTER {event} ON public.utterances"
+        f" REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION lct_utterances_{function}()"
+        for name, event, tables, function in (
+            ("added", "INSERT", "NEW TABLE AS added_rows", "added"),
+            ("deleted", "DELETE", "OLD TABLE AS old_rows", "changed"),
+            ("updated", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows", "changed"),
+        )
     ]
 )
 
@@ -130,7 +155,7 @@ async def test_the_models_build_the_catalog_the_migrations_build(
     assert any(" WHERE " in line for line in head["indexes"])
     assert any(" default gen_random_uuid()" in line for line in head["columns"])
     # Differs by design: triggers and their functions are made by the migrations alone.
-    assert models["triggers"] == [] and models["functions"] == []
+    assert models["triggers"] == [] and models["functions"] == INDEX_FUNCTIONS
     assert head["triggers"] == MIGRATION_ONLY_TRIGGERS
     assert head["functions"] == MIGRATION_ONLY_FUNCTIONS
 

@@ -1,0 +1,214 @@
+"""The search and analytics phase: `python3 manage.py bench --phase search`.
+
+Generates, with INSERT ... SELECT over generate_series, `--conversations` conversations holding
+`--utterances` utterances (12 words each from a 2,000-word vocabulary with a Zipf-like, log-uniform
+distribution) and `--api-calls` API calls over two months; then measures, one request at a time,
+p50 / p99 of a two-word search, a phrase search, a search narrowed to one conversation, cost by
+model per day over a month and latency percentiles by feature, each beside its SQL floor: the
+same statement (built by the same domain code) prepared and run through asyncpg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+from db.session import SESSION_SETTINGS
+from db.settings import connect_arguments, resolve_database_url
+from graph.analytics_sql import StatsRequest, stats_statement
+from graph.search_sql import Search, SearchRequest
+
+VIEWER = "local-developer"  # the server runs in development mode: every request is this user
+MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
+MONTH_END = datetime(2026, 11, 1, tzinfo=UTC)
+
+SEARCH = """query($q: String!, $ids: [ID!]) { search(query: $q, first: 20, conversationIds: $ids)
+  { edges { node { rank headline hit { __typename ... on Node { id } } } } } }"""
+COST = """query($after: DateTime!, $before: DateTime!) {
+  apiCallStats(groupBy: [MODEL, BUCKET], bucket: DAY, timeZone: "Europe/Berlin", first: 500,
+               filter: {startedAfter: $after, startedBefore: $before}) {
+    totalCount nodes { model bucket aggregate { count totalCost { sum } } } } }"""
+LATENCY = """query { apiCallStats(groupBy: [FEATURE], first: 100) {
+  nodes { feature aggregate { count latencyMs { p50 p95 p99 } } } } }"""
+
+GENERATE = """
+INSERT INTO conversations (conversation_name, conversation_type, source_type, started_at,
+                           owner_id, visibility)
+SELECT 'bench conversation ' || n, 'transcript', 'bench',
+       timestamptz '2026-09-01' + n * interval '1 hour', $1::text, 'private'
+FROM generate_series(1, $2) AS n;
+
+CREATE TEMP TABLE ids AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM conversations;
+
+INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number, timestamp_start)
+SELECT ids.id,
+       (SELECT string_agg('w' || floor(exp(random() * ln(2000)))::int, ' ')
+        FROM generate_series(1, 12) WHERE u.n >= 0),
+       's' || (u.n % 4), u.n / $1, (u.n / $1) * 5.0
+FROM generate_series(0, $2 - 1) AS u(n)
+JOIN ids ON ids.n = u.n % $1 + 1;
+
+INSERT INTO api_calls_log (conversation_id, endpoint, feature, provider, model, prompt_tokens,
+    completion_tokens, total_tokens, prompt_cost, completion_cost, total_cost, latency_ms, status,
+    started_at)
+SELECT ids.id, '/v1/chat', 'feature_' || (c.n % 6), 'provider_' || (c.n % 2),
+       'model_' || (c.n % 5), 1000, 200, 1200, ((c.n % 997) / 100000.0)::float8,
+       ((c.n % 89) / 100000.0)::float8, (((c.n % 997) + (c.n % 89)) / 100000.0)::float8,
+       CASE WHEN c.n % 20 = 0 THEN NULL ELSE 50 + (c.n * 7919) % 3000 END,
+       CASE WHEN c.n % 50 = 0 THEN 'error' ELSE 'success' END,
+       timestamptz '2026-09-15' + (c.n % 5184000) * interval '1 second'
+FROM generate_series(0, $2 - 1) AS c(n)
+JOIN ids ON ids.n = c.n % $1 + 1;
+"""
+
+
+def compiled(statement: Any) -> tuple[str, list[Any]]:
+    """The SQL and positional parameters SQLAlchemy sends through asyncpg for `statement`."""
+    compiled_statement = statement.compile(dialect=asyncpg_dialect())
+    names = compiled_statement.positiontup or []
+    return str(compiled_statement), [compiled_statement.params[name] for name in names]
+
+
+async def generate(connection: asyncpg.Connection, arguments: argparse.Namespace) -> None:
+    statements = [part.strip() for part in GENERATE.split(";\n") if part.strip()]
+    parameters: list[tuple[Any, ...]] = [
+        (VIEWER, arguments.conversations),
+        (),
+        (arguments.conversations, arguments.utterances),
+        (arguments.conversations, arguments.api_calls),
+    ]
+    for statement, values in zip(statements, parameters, strict=True):
+        await connection.execute(statement, *values)
+    await connection.execute("ANALYZE")
+
+
+async def timed(call: Any, count: int) -> dict[str, float]:
+    await call()
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    return {
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
+    }
+
+
+async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any]]:
+    from bench.run import Server, drop_database
+    from graph.serve import migrate
+
+    server_url = resolve_database_url()
+    name = f"lct_bench_search_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(**connect_arguments(server_url))
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    await admin.close()
+    database = server_url.set(database=name)
+    results = []
+    try:
+        await asyncio.to_thread(migrate, database)
+        connection = await asyncpg.connect(**connect_arguments(database))
+        started = time.perf_counter()
+        log(
+            f"generating {arguments.utterances:,} utterances in {arguments.conversations:,}"
+            f" conversations and {arguments.api_calls:,} API calls ..."
+        )
+        await generate(connection, arguments)
+        log(f"generated in {time.perf_counter() - started:.0f} s")
+        for setting, value in SESSION_SETTINGS.items():
+            await connection.execute(f"SET {setting} = '{value}'")
+        one = str(await connection.fetchval("SELECT id FROM conversations ORDER BY id LIMIT 1"))
+        server = Server(database, 1, 1000)
+        try:
+            await server.ready()
+            async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
+                cases: list[tuple[str, str, dict[str, Any], Any]] = [
+                    ("search, two words", SEARCH, {"q": "w40 w41"}, SearchRequest("w40 w41")),
+                    ("search, phrase", SEARCH, {"q": '"w3 w4"'}, SearchRequest('"w3 w4"')),
+                    (
+                        "search, one conversation",
+                        SEARCH,
+                        {"q": "w7", "ids": [one]},
+                        SearchRequest("w7", conversation_ids=(uuid.UUID(one),)),
+                    ),
+                    (
+                        "cost by model per Berlin day, one month",
+                        COST,
+                        {"after": MONTH_START.isoformat(), "before": MONTH_END.isoformat()},
+                        StatsRequest(
+                            keys=("model", "bucket"),
+                            time_zone="Europe/Berlin",
+                            started_after=MONTH_START,
+                            started_before=MONTH_END,
+                            percentiles_needed=False,
+                        ),
+                    ),
+                    (
+                        "latency percentiles by feature",
+                        LATENCY,
+                        {},
+                        StatsRequest(keys=("feature",)),
+                    ),
+                ]
+                for label, document, variables, request in cases:
+
+                    async def via_server(
+                        document: str = document, variables: Any = variables, label: str = label
+                    ) -> None:
+                        response = await client.post(
+                            "/graphql", json={"query": document, "variables": variables}
+                        )
+                        body = response.json()
+                        if body.get("errors"):
+                            raise RuntimeError(f"{label}: {body['errors']}")
+
+                    if isinstance(request, SearchRequest):
+                        statement = Search(request, VIEWER, "english").page_statement(20, None)
+                    else:
+                        size = 500 if "bucket" in request.keys else 100
+                        statement = stats_statement(request, VIEWER, size, 0)
+                    sql, parameters = compiled(statement)
+                    prepared = await connection.prepare(sql)
+
+                    async def via_sql(
+                        prepared: Any = prepared, parameters: Any = parameters
+                    ) -> None:
+                        await prepared.fetch(*parameters)
+
+                    served = await timed(via_server, arguments.requests)
+                    floor = await timed(via_sql, arguments.requests)
+                    ratio = round(served["p50_ms"] / max(floor["p50_ms"], 0.01), 2)
+                    results.append(
+                        {"operation": label, "server": served, "sql": floor, "ratio": ratio}
+                    )
+                    log(f"{label}: server {served}, SQL floor {floor}, ratio {ratio}")
+        finally:
+            server.stop()
+        await connection.close()
+    finally:
+        if not arguments.keep_database:
+            await drop_database(server_url, database)
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'operation':<42} {'p50 ms':>8} {'p99 ms':>8} {'SQL p50':>8} {'SQL p99':>8} {'ratio':>6}"
+    ]
+    for item in results:
+        lines.append(
+            f"{item['operation']:<42} {item['server']['p50_ms']:>8} {item['server']['p99_ms']:>8}"
+            f" {item['sql']['p50_ms']:>8} {item['sql']['p99_ms']:>8} {item['ratio']:>6}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,436 @@
+"""Grouped aggregates over the API-calls log and statistics of a conversation: the domain SQL.
+
+`apiCallStats` is one statement: the visible calls (those of conversations the viewer may read;
+a call with no conversation belongs to nobody the API knows and is counted for nobody), grouped
+by `GROUPING SETS ((keys...), ())` so that the grand totals come from the same pass, `HAVING` on
+the groups alone, a window function numbering the groups in the requested order (every key
+appended, so the order is total) and counting them; the page is a range of those numbers.
+
+Money is summed as `numeric` (each double-precision cost converted to its shortest exact decimal
+first), so sums are exact to the cent however many rows they add. Latency percentiles come from
+one ordered-set aggregate per group (`percentile_cont` or `percentile_disc` over an array of
+fractions, so one sort serves p50, p95 and p99); NULL latencies are left out of every latency
+figure and counted in `latency.count` by their absence.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Numeric,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.sql.elements import Grouping
+
+from db.models import ApiCall, Conversation, Edit, Node, Relationship, Utterance
+from graph.permissions import visible_conversation_ids
+
+KEYS = ("provider", "model", "feature", "endpoint", "status", "conversation", "bucket")
+BUCKETS = ("hour", "day", "week", "month")
+PERCENTILES = (0.5, 0.95, 0.99)
+COMPARISONS = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+}
+# Zone names as pg_timezone_names spells them; anything else never reaches SQL.
+ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
+COSTS = ("prompt_cost", "completion_cost", "total_cost")
+
+
+class StatsInputError(ValueError):
+    """An aggregate request the user must change."""
+
+
+@dataclass(frozen=True)
+class Having:
+    metric: str
+    comparison: str
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class OrderTerm:
+    name: str  # a key or a metric
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    keys: tuple[str, ...] = ()
+    bucket: str = "day"
+    time_zone: str = "UTC"
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    conversation_ids: tuple[uuid.UUID, ...] | None = None
+    providers: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    features: tuple[str, ...] | None = None
+    endpoints: tuple[str, ...] | None = None
+    statuses: tuple[str, ...] | None = None
+    having: tuple[Having, ...] = ()
+    order: tuple[OrderTerm, ...] = ()
+    discrete_percentiles: bool = False
+    percentiles_needed: bool = True
+
+    def __post_init__(self) -> None:
+        if len(set(self.keys)) != len(self.keys):
+            raise StatsInputError("`groupBy` names a key twice.")
+        if self.bucket not in BUCKETS:
+            raise StatsInputError(f"`bucket` must be one of {', '.join(BUCKETS)}.")
+        if not ZONE_NAME.match(self.time_zone):
+            raise StatsInputError(unknown_zone(self.time_zone))
+        for term in self.order:
+            if term.name in KEYS and term.name not in self.keys:
+                raise StatsInputError(
+                    f"`orderBy` names the key {term.name.upper()}, which is not in `groupBy`."
+                )
+
+
+def unknown_zone(name: str) -> str:
+    return (
+        f"`timeZone` {name[:64]!r} is not a time-zone name PostgreSQL knows; use an IANA name"
+        " such as `Europe/Berlin` or `UTC` (see pg_timezone_names)."
+    )
+
+
+def metric_names() -> tuple[str, ...]:
+    names = ["count"]
+    for column in TOKENS + COSTS:
+        names += [f"{column}_sum", f"{column}_avg", f"{column}_min", f"{column}_max"]
+    names += ["latency_count", "latency_avg", "latency_min", "latency_max"]
+    names += ["latency_p50", "latency_p95", "latency_p99"]
+    return tuple(names)
+
+
+METRICS = metric_names()
+
+
+def encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["apiCallStats", offset]).encode()).decode()
+
+
+def decode_offset(cursor: str) -> int:
+    try:
+        tag, offset = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if tag != "apiCallStats" or not isinstance(offset, int) or isinstance(offset, bool):
+            raise ValueError(tag)
+        if not 0 <= offset < 2**31:
+            raise ValueError(offset)
+        return offset
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise StatsInputError(
+            "`after` is not a cursor of these groups; pass a `cursor` or `pageInfo.endCursor` it"
+            " returned."
+        ) from None
+
+
+@dataclass
+class StatsResult:
+    groups: list[dict[str, Any]]
+    totals: dict[str, Any]
+    group_count: int
+    has_next_page: bool
+    offset: int
+    keys: tuple[str, ...] = field(default=())
+
+
+def stats_statement(
+    request: StatsRequest, viewer_id: str | None, first: int, offset: int
+) -> Select[Any]:
+    calls_table = ApiCall.__table__.c
+    conditions: list[ColumnElement[bool]] = [
+        calls_table.conversation_id.in_(visible_conversation_ids(viewer_id))
+    ]
+    if request.started_after is not None:
+        conditions.append(calls_table.started_at >= request.started_after)
+    if request.started_before is not None:
+        conditions.append(calls_table.started_at < request.started_before)
+    if request.conversation_ids is not None:
+        conditions.append(
+            calls_table.conversation_id
+            == func.any(literal(list(request.conversation_ids), ARRAY(PG_UUID())))
+        )
+    for column, values in (
+        ("provider", request.providers),
+        ("model", request.models),
+        ("feature", request.features),
+        ("endpoint", request.endpoints),
+        ("status", request.statuses),
+    ):
+        if values is not None:
+            conditions.append(calls_table[column].in_(values))
+    key_columns: dict[str, Any] = {
+        "provider": calls_table.provider,
+        "model": calls_table.model,
+        "feature": calls_table.feature,
+        "endpoint": calls_table.endpoint,
+        "status": calls_table.status,
+        "conversation": calls_table.conversation_id,
+        "bucket": func.date_trunc(
+            literal(request.bucket, Text), calls_table.started_at, literal(request.time_zone, Text)
+        ),
+    }
+    calls = (
+        select(
+            *(key_columns[key].label(key) for key in request.keys),
+            *(calls_table[column] for column in TOKENS),
+            *(cast(calls_table[column], Numeric).label(column) for column in COSTS),
+            calls_table.latency_ms,
+        )
+        .where(*conditions)
+        .subquery("calls")
+    )
+    aggregates = _aggregates(calls, request)
+    keys = [calls.c[key] for key in request.keys]
+    if keys:
+        is_total = func.grouping(*keys) != 0
+        group_by: Any = func.grouping_sets(tuple_(*keys), tuple_())
+        having = [_having(aggregates, term) for term in request.having]
+        having_clause: ColumnElement[bool] = or_(is_total, and_(true(), *having))
+    else:
+        is_total = literal(True)
+        group_by = None
+        having_clause = true()
+    order_terms = []
+    for term in request.order:
+        expression = calls.c[term.name] if term.name in KEYS else aggregates[term.name]
+        order_terms.append(
+            expression.desc().nulls_last() if term.descending else expression.asc().nulls_last()
+        )
+    order_terms += [key.asc().nulls_last() for key in keys]
+    position = func.row_number().over(partition_by=is_total, order_by=order_terms or None)
+    group_count = func.count().over(partition_by=is_total)
+    extra = []
+    if "bucket" in request.keys:
+        local = func.timezone(literal(request.time_zone, Text), calls.c.bucket)
+        extra = [
+            func.to_char(local, literal('YYYY-MM-DD"T"HH24:MI:SS', Text)).label("bucket_local"),
+            cast(
+                func.extract("epoch", local - func.timezone(literal("UTC", Text), calls.c.bucket)),
+                Integer,
+            ).label("bucket_offset"),
+        ]
+    inner = select(
+        *keys,
+        *extra,
+        is_total.label("is_total"),
+        *(expression.label(name) for name, expression in aggregates.items()),
+        position.label("position"),
+        group_count.label("group_count"),
+    ).select_from(calls)
+    if group_by is not None:
+        inner = inner.group_by(group_by).having(having_clause)
+    grouped = inner.subquery("grouped")
+    return (
+        select(grouped)
+        .where(
+            or_(
+                grouped.c.is_total,
+                and_(grouped.c.position > offset, grouped.c.position <= offset + first + 1),
+            )
+        )
+        .order_by(grouped.c.is_total, grouped.c.position)
+    )
+
+
+def _aggregates(calls: Any, request: StatsRequest) -> dict[str, Any]:
+    found: dict[str, Any] = {"count": func.count()}
+    for column in TOKENS:
+        value = calls.c[column]
+        found[f"{column}_sum"] = func.coalesce(func.sum(value), 0)
+        found[f"{column}_avg"] = cast(func.avg(value), Float)
+        found[f"{column}_min"] = func.min(value)
+        found[f"{column}_max"] = func.max(value)
+    for column in COSTS:
+        value = calls.c[column]
+        found[f"{column}_sum"] = func.coalesce(func.sum(value), 0)
+        found[f"{column}_avg"] = func.round(func.avg(value), 12)
+        found[f"{column}_min"] = func.min(value)
+        found[f"{column}_max"] = func.max(value)
+    latency = calls.c.latency_ms
+    found["latency_count"] = func.count(latency)
+    found["latency_avg"] = cast(func.avg(latency), Float)
+    found["latency_min"] = func.min(latency)
+    found["latency_max"] = func.max(latency)
+    fractions = literal(list(PERCENTILES), ARRAY(Float))
+    if request.percentiles_needed:
+        method = func.percentile_disc if request.discrete_percentiles else func.percentile_cont
+        # parenthesised, so that PostgreSQL accepts the subscript
+        percentiles = type_coerce(Grouping(method(fractions).within_group(latency)), ARRAY(Float))
+        for index, name in enumerate(("latency_p50", "latency_p95", "latency_p99"), start=1):
+            found[name] = cast(percentiles[index], Float)
+    else:
+        for name in ("latency_p50", "latency_p95", "latency_p99"):
+            found[name] = cast(literal(None), Float)
+    return found
+
+
+def _having(aggregates: dict[str, Any], term: Having) -> ColumnElement[bool]:
+    compare = COMPARISONS[term.comparison]
+    result: ColumnElement[bool] = compare(
+        cast(aggregates[term.metric], Numeric), literal(term.value, Numeric)
+    )
+    return result
+
+
+def stats_from_rows(rows: list[Any], request: StatsRequest, first: int, offset: int) -> StatsResult:
+    groups = []
+    totals: dict[str, Any] = {}
+    group_count = 0
+    for row in rows:
+        values = dict(row._mapping)
+        if values["is_total"]:
+            totals = values
+        else:
+            group_count = values["group_count"]
+            groups.append(values)
+    if not request.keys:
+        # No key: the one group is everything, and so are the totals.
+        group_count = 1 if offset == 0 else 0
+        groups = [totals] if offset == 0 and first > 0 else []
+    return StatsResult(
+        groups=groups[:first],
+        totals=totals,
+        group_count=group_count,
+        has_next_page=len(groups) > first,
+        offset=offset,
+        keys=request.keys,
+    )
+
+
+def zone_names_statement() -> Select[Any]:
+    return select(literal_column("name")).select_from(func.pg_timezone_names())
+
+
+# -- statistics of a conversation ------------------------------------------------------------------
+# Each is one grouped statement for a batch of conversations (keyed by conversation id); the
+# caller has checked that the viewer may read them (the loaders' visibility filter applies too).
+
+
+def conversations_in(column: Any, ids: list[uuid.UUID]) -> ColumnElement[bool]:
+    return column == func.any(literal(list(ids), ARRAY(PG_UUID())))
+
+
+def visible(column: Any, viewer_id: str | None) -> ColumnElement[bool]:
+    return column.in_(visible_conversation_ids(viewer_id, include_deleted=True))
+
+
+def nodes_by_level(ids: list[uuid.UUID], viewer_id: str | None) -> Select[Any]:
+    table = Node.__table__.c
+    return (
+        select(table.conversation_id, table.level, func.count())
+        .where(
+            conversations_in(table.conversation_id, ids), visible(table.conversation_id, viewer_id)
+        )
+        .group_by(table.conversation_id, table.level)
+        .order_by(table.conversation_id, table.level.asc().nulls_last())
+    )
+
+
+def nodes_by_type(ids: list[uuid.UUID], viewer_id: str | None) -> Select[Any]:
+    table = Node.__table__.c
+    return (
+        select(table.conversation_id, table.node_type, func.count())
+        .where(
+            conversations_in(table.conversation_id, ids), visible(table.conversation_id, viewer_id)
+        )
+        .group_by(table.conversation_id, table.node_type)
+        .order_by(table.conversation_id, func.count().desc(), table.node_type.asc().nulls_last())
+    )
+
+
+def relationships_by_type(ids: list[uuid.UUID], viewer_id: str | None) -> Select[Any]:
+    table = Relationship.__table__.c
+    return (
+        select(
+            table.conversation_id,
+            table.relationship_type,
+            func.count(),
+            cast(func.avg(table.strength), Float),
+        )
+        .where(
+            conversations_in(table.conversation_id, ids), visible(table.conversation_id, viewer_id)
+        )
+        .group_by(table.conversation_id, table.relationship_type)
+        .order_by(table.conversation_id, func.count().desc(), table.relationship_type)
+    )
+
+
+def speakers(ids: list[uuid.UUID], viewer_id: str | None) -> Select[Any]:
+    """Words are whitespace-separated runs (graph/services/common.py's `word_count`); speaking
+    time is each utterance's duration, or its end minus its start when no duration is stored."""
+    table = Utterance.__table__.c
+    words: Any = func.coalesce(
+        func.array_length(
+            func.regexp_split_to_array(func.btrim(table.text, literal(" \t\n\r\f\v")), r"\s+"), 1
+        ),
+        0,
+    )
+    words = case((func.btrim(table.text, literal(" \t\n\r\f\v")) == "", 0), else_=words)
+    seconds = func.coalesce(table.duration_seconds, table.timestamp_end - table.timestamp_start)
+    return (
+        select(
+            table.conversation_id,
+            table.speaker_id,
+            func.max(table.speaker_name),
+            func.count(),
+            func.sum(words),
+            cast(func.coalesce(func.sum(seconds), 0), Float),
+        )
+        .where(
+            conversations_in(table.conversation_id, ids), visible(table.conversation_id, viewer_id)
+        )
+        .group_by(table.conversation_id, table.speaker_id)
+        .order_by(table.conversation_id, func.count().desc(), table.speaker_id)
+    )
+
+
+def edits_by(column: str, ids: list[uuid.UUID], viewer_id: str | None) -> Select[Any]:
+    table = Edit.__table__.c
+    return (
+        select(
+            table.conversation_id,
+            table[column],
+            func.count(),
+            func.count().filter(table.exported_for_training.is_(True)),
+        )
+        .where(
+            conversations_in(table.conversation_id, ids), visible(table.conversation_id, viewer_id)
+        )
+        .group_by(table.conversation_id, table[column])
+        .order_by(table.conversation_id, func.count().desc(), table[column])
+    )
+
+
+__all__ = ["Conversation", "StatsRequest", "stats_statement"]

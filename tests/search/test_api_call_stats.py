@@ -1,0 +1,219 @@
+"""`apiCallStats` against an independent computation in Python over the same rows: grouping by
+model and local day in Europe/Berlin across both daylight-saving changes, exact money, NULL
+latencies, percentiles both ways, having, order, pages and totals."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.search.conftest import Corpus
+
+STATS = """
+query($groupBy: [ApiCallGroupKey!], $bucket: TimeBucket! = DAY, $timeZone: String! = "UTC",
+      $first: Int, $after: String, $having: [ApiCallHaving!], $orderBy: [ApiCallStatsOrder!],
+      $percentiles: PercentileMethod! = CONTINUOUS, $filter: ApiCallStatsFilter) {
+  apiCallStats(groupBy: $groupBy, bucket: $bucket, timeZone: $timeZone, first: $first,
+               after: $after, having: $having, orderBy: $orderBy, percentiles: $percentiles,
+               filter: $filter) {
+    __typename
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    nodes { model feature bucket conversationId aggregate { ...figures } }
+    totals { ...figures }
+  }
+}
+fragment figures on ApiCallAggregate {
+  count
+  totalTokens { sum avg min max }
+  totalCost { sum min max }
+  promptCost { sum }
+  latencyMs { count avg min max p50 p95 p99 }
+}"""
+
+ROWS = """
+SELECT model, feature, conversation_id, total_tokens, total_cost, prompt_cost, latency_ms,
+       started_at
+FROM api_calls_log
+WHERE conversation_id IN (SELECT id FROM conversations WHERE owner_id = 'local-developer')"""
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def continuous(values: list[int], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def discrete(values: list[int], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[max(math.ceil(fraction * len(ordered)), 1) - 1])
+
+
+def figures(rows: list, percentile=continuous) -> dict:
+    latencies = [row["latency_ms"] for row in rows if row["latency_ms"] is not None]
+    tokens = [row["total_tokens"] for row in rows]
+    costs = [Decimal(repr(row["total_cost"])) for row in rows]
+    return {
+        "count": len(rows),
+        "tokens": sum(tokens),
+        "cost": sum(costs, Decimal(0)),
+        "prompt": sum((Decimal(repr(row["prompt_cost"])) for row in rows), Decimal(0)),
+        "latency_count": len(latencies),
+        "min": min(latencies, default=None),
+        "max": max(latencies, default=None),
+        "p50": percentile(latencies, 0.5),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+    }
+
+
+def served(aggregate: dict) -> dict:
+    latency = aggregate["latencyMs"]
+    return {
+        "count": aggregate["count"],
+        "tokens": int(aggregate["totalTokens"]["sum"]),
+        "cost": Decimal(aggregate["totalCost"]["sum"]),
+        "prompt": Decimal(aggregate["promptCost"]["sum"]),
+        "latency_count": latency["count"],
+        "min": latency["min"],
+        "max": latency["max"],
+        "p50": latency["p50"],
+        "p95": latency["p95"],
+        "p99": latency["p99"],
+    }
+
+
+def local_day(moment: datetime) -> datetime:
+    local = moment.astimezone(BERLIN)
+    return datetime(local.year, local.month, local.day, tzinfo=BERLIN)
+
+
+async def fetch_all(graphql, size: int, **variables) -> tuple[list[dict], dict, int]:
+    groups: list[dict] = []
+    after = None
+    while True:
+        reply = await graphql(STATS, first=size, after=after, **variables)
+        assert not reply.errors, reply.errors
+        result = reply.data["apiCallStats"]
+        groups += result["nodes"]
+        if not result["pageInfo"]["hasNextPage"]:
+            return groups, result["totals"], result["totalCount"]
+        after = result["pageInfo"]["endCursor"]
+
+
+@pytest.mark.parametrize("method", ["CONTINUOUS", "DISCRETE"])
+async def test_cost_by_model_per_berlin_day(graphql, corpus: Corpus, corpus_db, method):
+    rows = await corpus_db.fetch(ROWS)
+    percentile = continuous if method == "CONTINUOUS" else discrete
+    expected: dict = defaultdict(list)
+    for row in rows:
+        expected[(row["model"], local_day(row["started_at"]))].append(row)
+    groups, totals, count = await fetch_all(
+        graphql, 4, groupBy=["MODEL", "BUCKET"], timeZone="Europe/Berlin", percentiles=method
+    )
+    assert count == len(expected) == len(groups)
+    keys = [(group["model"], datetime.fromisoformat(group["bucket"])) for group in groups]
+    assert keys == sorted(expected, key=lambda key: (key[0], key[1]))
+    # Buckets start at local midnight with that day's offset (+01:00 in winter, +02:00 in summer).
+    offsets = {group["bucket"][-6:] for group in groups}
+    assert offsets == {"+01:00", "+02:00"}, offsets
+    for group, key in zip(groups, keys, strict=True):
+        got = served(group["aggregate"])
+        want = figures(expected[key], percentile)
+        for name in ("p50", "p95", "p99"):
+            assert got.pop(name) == pytest.approx(want.pop(name)), (key, name)
+        assert got == want, key
+    got_totals = served(totals)
+    want_totals = figures(list(rows), percentile)
+    for name in ("p50", "p95", "p99"):
+        assert got_totals.pop(name) == pytest.approx(want_totals.pop(name))
+    assert got_totals == want_totals
+    # Money is exact: the sum of the groups' sums is the total, to the last digit.
+    assert sum(Decimal(g["aggregate"]["totalCost"]["sum"]) for g in groups) == Decimal(
+        totals["totalCost"]["sum"]
+    )
+
+
+async def test_having_order_and_hourly_buckets_across_fall_back(graphql, corpus, corpus_db):
+    rows = await corpus_db.fetch(ROWS)
+    per_feature: dict = defaultdict(list)
+    for row in rows:
+        per_feature[row["feature"]].append(row)
+    threshold = sorted(len(items) for items in per_feature.values())[1]
+    groups, totals, count = await fetch_all(
+        graphql,
+        10,
+        groupBy=["FEATURE"],
+        having=[{"metric": "COUNT", "comparison": "GTE", "value": str(threshold)}],
+        orderBy=[{"metric": "TOTAL_COST_SUM", "direction": "DESC"}],
+    )
+    want = sorted(
+        (feature for feature, items in per_feature.items() if len(items) >= threshold),
+        key=lambda feature: -sum(Decimal(repr(row["total_cost"])) for row in per_feature[feature]),
+    )
+    assert [group["feature"] for group in groups] == want
+    assert count == len(want)
+    assert totals["count"] == len(rows)  # having filters groups, not the totals
+    # Hours in Berlin on the night of 2026-10-25: 02:00 happens twice, as two buckets.
+    groups, _totals, _count = await fetch_all(
+        graphql,
+        100,
+        groupBy=["BUCKET"],
+        bucket="HOUR",
+        timeZone="Europe/Berlin",
+        filter={"startedAfter": "2026-10-25T00:00:00Z", "startedBefore": "2026-10-25T02:00:00Z"},
+    )
+    labels = [group["bucket"] for group in groups]
+    expected_hours = {
+        "2026-10-25T02:00:00+02:00": 0,
+        "2026-10-25T02:00:00+01:00": 0,
+    }
+    for row in rows:
+        moment = row["started_at"]
+        if (
+            datetime.fromisoformat("2026-10-25T00:00:00+00:00")
+            <= moment
+            < datetime.fromisoformat("2026-10-25T02:00:00+00:00")
+        ):
+            local = moment.astimezone(BERLIN).replace(minute=0, second=0, microsecond=0)
+            expected_hours[local.isoformat()] += 1
+    assert labels == list(expected_hours)
+    assert [group["aggregate"]["count"] for group in groups] == list(expected_hours.values())
+
+
+async def test_empty_selection_and_bad_input(graphql, corpus):
+    groups, totals, count = await fetch_all(
+        graphql, 10, groupBy=["MODEL"], filter={"models": ["no-such-model"]}
+    )
+    assert groups == [] and count == 0
+    assert totals["count"] == 0 and totals["totalCost"]["sum"] == "0"
+    assert totals["latencyMs"]["p50"] is None and totals["latencyMs"]["count"] == 0
+    for variables in (
+        {"groupBy": ["BUCKET"], "timeZone": "Mars/Olympus"},
+        {"groupBy": ["BUCKET"], "timeZone": "Europe/Berlin'; --"},
+        {"groupBy": ["MODEL", "MODEL"]},
+        {"groupBy": ["MODEL"], "orderBy": [{"key": "FEATURE"}]},
+        {"groupBy": ["MODEL"], "orderBy": [{"key": "MODEL", "metric": "COUNT"}]},
+        {"groupBy": ["MODEL"], "after": "bogus"},
+        {"groupBy": ["MODEL"], "first": -1},
+    ):
+        reply = await graphql(STATS, **variables)
+        assert reply.status == 200, reply.body
+        assert [e["extensions"]["code"] for e in reply.errors] == ["BAD_USER_INPUT"], variables
+
+
+async def test_one_statement(graphql, corpus):
+    reply = await graphql(STATS, groupBy=["MODEL", "FEATURE", "BUCKET"], first=5)
+    assert not reply.errors and reply.statements == 1

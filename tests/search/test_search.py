@@ -1,0 +1,192 @@
+"""`search` against independent SQL over the generated corpus: the same hits in the same order,
+with the same ranks, page after page; filters; headlines; errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.search.conftest import VIEWER, Corpus
+
+SEARCH = """
+query($query: String!, $first: Int, $after: String, $kinds: [SearchKind!],
+      $conversationIds: [ID!], $speaker: String, $timeFrom: Float, $timeTo: Float) {
+  search(query: $query, first: $first, after: $after, kinds: $kinds,
+         conversationIds: $conversationIds, speaker: $speaker, timeFrom: $timeFrom,
+         timeTo: $timeTo) {
+    __typename
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      kind rank headline conversationId
+      hit { __typename ... on Conversation { id } ... on Utterance { id text }
+            ... on ThreadNode { id } }
+    } }
+  }
+}"""
+
+# Written apart from graph/search_sql.py: what each kind matches, its rank, its kind order.
+EXPECTED = """
+WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
+readable AS (SELECT id FROM conversations WHERE owner_id = $2 AND deleted_at IS NULL
+             AND ($3::uuid[] IS NULL OR id = ANY($3))),
+hits AS (
+  SELECT 'conversation' AS kind, 0 AS k, c.id, ts_rank_cd(c.tsv_search, q.q, 33)::float8 AS rank
+  FROM conversations c, q WHERE c.id IN (SELECT id FROM readable) AND c.tsv_search @@ q.q
+    AND $4::text IS NULL AND $5::float8 IS NULL AND $6::float8 IS NULL
+  UNION ALL
+  SELECT 'utterance', 1, u.id, ts_rank_cd(to_tsvector('english', u.text), q.q, 33)
+  FROM utterances u, q WHERE u.conversation_id IN (SELECT id FROM readable)
+    AND to_tsvector('english', u.text) @@ q.q
+    AND ($4 IS NULL OR u.speaker_id = $4 OR u.speaker_name = $4)
+    AND ($5 IS NULL OR coalesce(u.timestamp_end, u.timestamp_start) >= $5)
+    AND ($6 IS NULL OR u.timestamp_start <= $6)
+  UNION ALL
+  SELECT 'node', 2, n.id, ts_rank_cd(
+      setweight(to_tsvector('english', n.node_name), 'A')
+      || setweight(to_tsvector('english', n.summary), 'B')
+      || setweight(to_tsvector('english', coalesce(array_to_string(n.key_points, ' '), '')), 'C'),
+      q.q, 33)
+  FROM nodes n, q WHERE n.conversation_id IN (SELECT id FROM readable)
+    AND (setweight(to_tsvector('english', n.node_name), 'A')
+      || setweight(to_tsvector('english', n.summary), 'B')
+      || setweight(to_tsvector('english', coalesce(array_to_string(n.key_points, ' '), '')), 'C'))
+      @@ q.q
+    AND ($4 IS NULL OR n.speaker_info->>'primary_speaker' = $4)
+    AND ($5 IS NULL OR coalesce(n.timestamp_end, n.timestamp_start) >= $5)
+    AND ($6 IS NULL OR n.timestamp_start <= $6)
+)
+SELECT kind, id::text, rank FROM hits ORDER BY rank DESC, k, id"""
+
+
+async def all_pages(graphql, size: int, **variables) -> tuple[list[dict], int]:
+    found: list[dict] = []
+    after = None
+    total = None
+    while True:
+        reply = await graphql(SEARCH, first=size, after=after, **variables)
+        assert not reply.errors, reply.errors
+        page = reply.data["search"]
+        total = page["totalCount"]
+        found += [edge["node"] for edge in page["edges"]]
+        assert len(page["edges"]) <= size
+        if not page["pageInfo"]["hasNextPage"]:
+            return found, total
+        after = page["pageInfo"]["endCursor"]
+
+
+async def expected(db, query: str, conversations=None, speaker=None, time_from=None, time_to=None):
+    rows = await db.fetch(EXPECTED, query, VIEWER, conversations, speaker, time_from, time_to)
+    return [(row["kind"], row["id"], row["rank"]) for row in rows]
+
+
+@pytest.mark.parametrize(
+    "query", ["apple", "budget cloud", '"forest garden"', "engine or harbor", "deadline -apple"]
+)
+async def test_every_page_matches_independent_sql(graphql, corpus: Corpus, corpus_db, query):
+    want = await expected(corpus_db, query)
+    assert len(want) > 7, "the query should find more than a page"
+    ranks = [rank for _kind, _id, rank in want]
+    if query == "apple":
+        assert len(set(ranks)) < len(ranks), "the corpus should produce tied ranks"
+    got, total = await all_pages(graphql, 7, query=query)
+    assert total == len(want)
+    assert [(hit["kind"].lower(), hit["hit"]["id"]) for hit in got] == [
+        (kind, row_id) for kind, row_id, _rank in want
+    ]
+    assert [hit["rank"] for hit in got] == pytest.approx(ranks, abs=1e-6)
+    assert {hit["conversationId"] for hit in got} <= {str(item) for item in corpus.mine}
+    for hit in got:
+        assert "<mark>" in hit["headline"], hit
+
+
+async def test_filters_match_independent_sql(graphql, corpus: Corpus, corpus_db):
+    conversation = corpus.mine[1]
+    cases = [
+        {"conversations": [conversation]},
+        {"speaker": "s1"},
+        {"speaker": "Speaker 2"},
+        {"time_from": 100.0, "time_to": 200.0},
+    ]
+    for case in cases:
+        want = await expected(corpus_db, "apple or budget", **case)
+        variables = {
+            "conversationIds": [str(item) for item in case.get("conversations") or []] or None,
+            "speaker": case.get("speaker"),
+            "timeFrom": case.get("time_from"),
+            "timeTo": case.get("time_to"),
+        }
+        got, total = await all_pages(graphql, 50, query="apple or budget", **variables)
+        assert [(hit["kind"].lower(), hit["hit"]["id"]) for hit in got] == [
+            (kind, row_id) for kind, row_id, _ in want
+        ], case
+        assert total == len(want)
+
+
+async def test_kinds_and_ordinary_types(graphql, corpus: Corpus):
+    reply = await graphql(SEARCH, query="apple", first=5, kinds=["UTTERANCE"])
+    hits = [edge["node"] for edge in reply.data["search"]["edges"]]
+    assert hits and {hit["hit"]["__typename"] for hit in hits} == {"Utterance"}
+    for hit in hits:
+        assert "apple" in hit["hit"]["text"]
+        assert hit["headline"].count("<mark>") >= 1
+    reply = await graphql(SEARCH, query="meeting", first=50, kinds=["CONVERSATION"])
+    names = {edge["node"]["hit"]["id"] for edge in reply.data["search"]["edges"]}
+    assert names == {str(item) for item in corpus.mine}
+
+
+async def test_transcript_is_searchable_through_the_conversation(graphql, corpus, corpus_db):
+    """tsv_search holds the transcript, kept current as utterances are added and edited."""
+    conversation = corpus.mine[2]
+    reply = await graphql(SEARCH, query="xylophone", kinds=["CONVERSATION"], first=5)
+    assert reply.errors == [] and reply.data["search"]["edges"] == []
+    utterance = await corpus_db.fetchval(
+        "INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number)"
+        " VALUES ($1, 'a xylophone solo', 's9', 1000) RETURNING id",
+        conversation,
+    )
+    try:
+        reply = await graphql(SEARCH, query="xylophone", kinds=["CONVERSATION"], first=5)
+        assert [e["node"]["hit"]["id"] for e in reply.data["search"]["edges"]] == [
+            str(conversation)
+        ]
+        assert "<mark>xylophone</mark>" in reply.data["search"]["edges"][0]["node"]["headline"]
+        await corpus_db.execute(
+            "UPDATE utterances SET text = 'a flute solo' WHERE id = $1", utterance
+        )
+        reply = await graphql(SEARCH, query="xylophone", first=5)
+        assert reply.data["search"]["edges"] == []
+    finally:
+        await corpus_db.execute("DELETE FROM utterances WHERE id = $1", utterance)
+    reply = await graphql(SEARCH, query="flute", first=5)
+    assert reply.data["search"]["edges"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "after"),
+    [
+        ("", None),
+        ("   ", None),
+        ("the", None),
+        ("!!!", None),
+        ("a" * 1001, None),
+        ("apple", "not-a-cursor"),
+        ("apple\x00", None),
+    ],
+)
+async def test_bad_queries_are_bad_user_input(graphql, corpus, query, after):
+    reply = await graphql(SEARCH, query=query, after=after, first=5)
+    assert reply.status == 200
+    assert reply.data is None or reply.data.get("search") is None
+    assert [error["extensions"]["code"] for error in reply.errors] == ["BAD_USER_INPUT"], reply.body
+
+
+async def test_statement_count(graphql, corpus):
+    """The page with headlines and hits is one statement; totalCount one more."""
+    document = (
+        'query { search(query: "apple", first: 10) { nodes { headline hit { __typename } } } }'
+    )
+    reply = await graphql(document)
+    assert not reply.errors and reply.statements == 1
+    document = 'query { search(query: "apple", first: 10) { totalCount nodes { rank } } }'
+    reply = await graphql(document)
+    assert not reply.errors and reply.statements == 2
