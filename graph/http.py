@@ -306,10 +306,10 @@ def security_extensions(settings: Settings) -> list[Callable[[], SchemaExtension
         return MaskUnexpectedErrors(settings.statement_timeout_ms)
 
     return [
+        PersistedDocumentExtension,
         *limit_extensions(settings),
         RequireViewerForMutations,
         masking,
-        PersistedDocumentExtension,
     ]
 
 

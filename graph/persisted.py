@@ -21,11 +21,11 @@ refused with `TRUSTED_DOCUMENT_REQUIRED`, and nothing is registered. With
 still run any operation; that is how GraphiQL is used against such a server (paste an admin token
 into its headers). A header naming GraphiQL could be sent by anyone, so it grants nothing.
 
-A known document is parsed once, on its first use, and its parsed form is reused
-(`PersistedDocumentExtension`); the standard validation rules are remembered per document text
-already (`graph.limits.ValidationResults`), and the document's text is the very string object the
-store holds, so that lookup hashes nothing. A GET of a query sent by hash gets a `Cache-Control`
-a CDN can honour (`public` when anonymous, `private` with a token); mutations never run over GET.
+A known document is parsed once, on its first use, and its parse reused; once it has passed
+validation (standard rules and `graph.limits`) with some values of the variables the limits read
+(page sizes), later requests with the same values skip validation (`PersistedDocumentExtension`).
+A GET of a query sent by hash gets a `Cache-Control` a CDN can honour (`public` when anonymous,
+`private` with a token); mutations never run over GET. `bench/persisted.py` measures the saving.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import DocumentNode
+from graphql import ArgumentNode, DocumentNode, VariableNode, Visitor, visit
 from starlette.responses import JSONResponse
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
@@ -47,6 +47,7 @@ from strawberry.types.graphql import OperationType
 
 from db.settings import ConfigurationError, Settings
 from graph.auth import ANONYMOUS, Viewer
+from graph.limits import PAGE_ARGUMENTS
 
 APQ_VERSION = 1
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -62,14 +63,56 @@ TRUSTED_DOCUMENT_REQUIRED = "TRUSTED_DOCUMENT_REQUIRED"
 BAD_REQUEST = "BAD_REQUEST"
 
 
+# The arguments whose variables `graph.limits` measures (page sizes, and `ids` by its length).
+MEASURED_ARGUMENTS = frozenset((*PAGE_ARGUMENTS, "ids"))
+# Page sizes remembered per document as passing validation and limits; beyond, none are added.
+MAX_REMEMBERED_SIZES = 64
+
+
 @dataclass(eq=False)
 class Document:
-    """A persisted document: its SHA-256 (hex), its text, and its parse once it has run."""
+    """A persisted document: its SHA-256 (hex), its text, and once it has run: its parse, the
+    variables its limits depend on, and the values of those it passed validation with."""
 
     hash: str
     query: str
     trusted: bool
     parsed: DocumentNode | None = None
+    measured_variables: tuple[str, ...] = ()
+    passed: set[tuple[Any, ...]] = field(default_factory=set)
+
+    def limits_key(self, variables: Any) -> tuple[Any, ...] | None:
+        """What validation of this document depends on besides its text: the measured variables'
+        values (a list's length); None when one of them is a value not worth remembering."""
+        values = variables if isinstance(variables, dict) else {}
+        key: list[Any] = []
+        for name in self.measured_variables:
+            value = values.get(name)
+            if isinstance(value, list):
+                key.append(("length", len(value)))
+            elif value is None or isinstance(value, int):
+                key.append(value)
+            else:
+                return None
+        return tuple(key)
+
+
+def measured_variables(document: DocumentNode) -> tuple[str, ...]:
+    """The variables used in arguments that `graph.limits` measures."""
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_variable(
+            self, node: VariableNode, _key: Any, parent: Any, _path: Any, ancestors: Any
+        ) -> None:
+            if any(
+                isinstance(item, ArgumentNode) and item.name.value in MEASURED_ARGUMENTS
+                for item in (*ancestors, parent)
+            ):
+                names.add(node.name.value)
+
+    visit(document, Collect())
+    return tuple(sorted(names))
 
 
 class PersistedDocumentError(HTTPException):
@@ -332,7 +375,9 @@ class PersistedDocumentsView:
 
 
 class PersistedDocumentExtension(SchemaExtension):
-    """Reuses a persisted document's parse, and makes a GET of a query by hash cacheable."""
+    """Reuses a persisted document's parse and, for page sizes it passed with before, its
+    validation (standard rules and limits); makes a GET of a query by hash cacheable. Must come
+    before `graph.limits.QueryLimits` among the schema's extensions."""
 
     def _document(self) -> Document | None:
         extensions = self.execution_context.operation_extensions
@@ -345,8 +390,25 @@ class PersistedDocumentExtension(SchemaExtension):
         if document is not None and document.parsed is not None:
             context.graphql_document = document.parsed
         yield
-        if document is not None and document.parsed is None:
+        if document is not None and document.parsed is None and context.graphql_document:
+            document.measured_variables = measured_variables(context.graphql_document)
             document.parsed = context.graphql_document
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = self._document()
+        if document is None or document.parsed is None:
+            yield
+            return
+        key = None
+        if context.graphql_document is document.parsed:
+            key = document.limits_key(context.variables)
+        if key is not None and key in document.passed:
+            context.pre_execution_errors = []
+        yield
+        passed = context.pre_execution_errors == []
+        if key is not None and passed and len(document.passed) < MAX_REMEMBERED_SIZES:
+            document.passed.add(key)
 
     def on_operation(self) -> Iterator[None]:
         yield

@@ -491,10 +491,9 @@ async def _apply_edges(
                     session, actor, relationship.id, None, values
                 )
             changes.updated_relationship_ids.append(relationship.id)
-    for relationship_id in existing.keys() - kept:
+    for relationship_id in sorted(existing.keys() - kept):  # in id order, as rows are locked
         await relationship_service.delete_relationship(session, actor, relationship_id)
         changes.deleted_relationship_ids.append(relationship_id)
-    changes.deleted_relationship_ids.sort()
     for line in created:
         with at_path(f"{line.path}.label"):
             relationship = await relationship_service.create_relationship(

@@ -30,6 +30,7 @@ CONVERSATION = """query Conversation($id: ID!) {
   conversation(id: $id) { __typename id conversationName }
 }"""
 PING = "mutation Ping { __typename }"
+PAGE = "query Page($first: Int!) { conversations(first: $first) { __typename totalCount } }"
 NOT_IN_MANIFEST = "query Count { conversations(first: 1) { __typename totalCount } }"
 
 
@@ -65,7 +66,9 @@ def codes(response: httpx.Response) -> list[str]:
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("persisted") / "persisted-documents.json"
-    path.write_text(json.dumps({sha256(CONVERSATION): CONVERSATION, sha256(PING): PING}))
+    path.write_text(
+        json.dumps({sha256(CONVERSATION): CONVERSATION, sha256(PING): PING, sha256(PAGE): PAGE})
+    )
     return path
 
 
@@ -378,9 +381,27 @@ def test_manifest_entries_must_be_the_sha256_of_their_document(tmp_path: Path) -
         PersistedDocuments(Settings(_env_file=None, trusted_documents_only=True))
 
 
-async def test_a_persisted_document_is_parsed_once() -> None:
+async def test_validation_is_remembered_per_page_size_never_across_them(
+    open_client: httpx.AsyncClient,
+) -> None:
+    document_id = f"sha256:{sha256(PAGE)}"
+    for first, code in [(5, None), (5, None), (5000, "PAGE_SIZE_TOO_LARGE"), (5, None), (7, None)]:
+        response = await open_client.post(
+            "/graphql", json={"documentId": document_id, "variables": {"first": first}}
+        )
+        errors = response.json().get("errors") or []
+        if code is None:
+            assert not errors, response.text
+        else:
+            assert [error["extensions"]["code"] for error in errors] == [code], response.text
+
+
+async def test_a_persisted_document_is_parsed_and_validated_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from strawberry.http import GraphQLRequestData
 
+    import graph.limits
     from graph.app import extensions_for
     from graph.auth import ANONYMOUS
     from graph.schema import create_schema
@@ -388,7 +409,15 @@ async def test_a_persisted_document_is_parsed_once() -> None:
     settings = Settings(_env_file=None)
     schema = create_schema(extensions_for(settings))
     store = PersistedDocuments(settings)
-    document = "query Typename { __typename }"
+    validations = []
+    validate = graph.limits.validate_document
+
+    def counting(*args: Any) -> Any:
+        validations.append(args)
+        return validate(*args)
+
+    monkeypatch.setattr(graph.limits, "validate_document", counting)
+    document = "query ValidatedOnce { __typename }"
     request = GraphQLRequestData(
         query=document, variables=None, operation_name=None, extensions=apq(sha256(document))
     )
@@ -400,3 +429,6 @@ async def test_a_persisted_document_is_parsed_once() -> None:
         assert result.errors is None and result.data == {"__typename": "Query"}
         parses.append(store.find(sha256(document)).parsed)  # type: ignore[union-attr]
     assert parses[0] is not None and parses[0] is parses[1] is parses[2]
+    assert len(validations) == 2, "the standard rules and the limits, once"
+    await schema.execute(document)
+    assert len(validations) == 3, "text sent as text: the limits every time"
