@@ -432,3 +432,13 @@ async def test_a_persisted_document_is_parsed_and_validated_once(
     assert len(validations) == 2, "the standard rules and the limits, once"
     await schema.execute(document)
     assert len(validations) == 3, "text sent as text: the limits every time"
+
+
+def test_the_benchmark_shows_what_a_hash_saves(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.persisted import main
+
+    assert main(["--requests", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {row["document"] for row in rows} == {"canvas", "traversal", "refetch"}
+    for row in rows:
+        assert row["unknown hash"] < row["by hash"] < row["text, repeated"], row
