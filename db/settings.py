@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         default=None, description="Accepted `alg` values; derived from the key kind when unset."
     )
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    admin_claim: str = Field(
+        default="lct_admin",
+        description="The JWT claim that, when `true`, marks an administrator's token.",
+    )
     dev_user_id: str = Field(
         default="local-developer",
         description="The one user of local development mode (no authentication configured).",
@@ -92,6 +96,31 @@ class Settings(BaseSettings):
     max_operations: int = Field(default=10, ge=1)
     max_nodes: int = Field(default=500_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+
+    # Persisted operations and trusted documents (graph/persisted.py).
+    persisted_documents_file: Path | None = Field(
+        default=None,
+        description="graphql-codegen's persisted-documents.json (hash -> document).",
+    )
+    trusted_documents_only: bool = Field(
+        default=False,
+        description="Run only the documents of LCT_PERSISTED_DOCUMENTS_FILE; refuse all others.",
+    )
+    trusted_documents_admin_bypass: bool = Field(
+        default=False,
+        description="With LCT_TRUSTED_DOCUMENTS_ONLY, tokens with the admin claim (and GraphiQL"
+        " used with such a token) may still run any operation.",
+    )
+    persisted_queries_cache_bytes: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Room for documents registered by automatic persisted queries (0: none).",
+    )
+    persisted_queries_max_age: int = Field(
+        default=60,
+        ge=0,
+        description="Cache-Control max-age (seconds) of a GET query sent by its hash.",
+    )
 
     # HTTP hardening (graph/http.py).
     introspection: bool = True

@@ -28,6 +28,7 @@ from strawberry.extensions import SchemaExtension
 from db.session import create_engine, create_session_factory
 from db.settings import Settings, get_settings
 from graph.auth import Authenticator
+from graph.canvas import canvas_route
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/ready", observability.ready, methods=["GET"]),
             Route("/metrics", observability.metrics, methods=["GET"]),
+            canvas_route(lambda: database.session_factory),
             assets_mount(),  # GraphiQL's scripts, so that the page works offline
         ],
         middleware=middleware_for(settings),

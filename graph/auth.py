@@ -57,6 +57,9 @@ class Viewer:
 
     user_id: str | None
     development: bool = False
+    # The token carries the admin claim (`LCT_ADMIN_CLAIM`): may run operations outside the
+    # trusted documents when `LCT_TRUSTED_DOCUMENTS_ADMIN_BYPASS` allows it (graph/persisted.py).
+    admin: bool = False
 
     @property
     def is_anonymous(self) -> bool:
@@ -190,7 +193,8 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationError("The Authorization header must be `Bearer <token>`.")
-        return Viewer(user_id=self._subject(token))
+        claims = self._claims(token)
+        return Viewer(user_id=claims["sub"], admin=claims.get(self.settings.admin_claim) is True)
 
     def _key_for(self, token: str) -> Any:
         if not self._jwks:
@@ -205,7 +209,8 @@ class Authenticator:
             return next(iter(self._jwks.values()))
         raise AuthenticationError("The token was signed with a key this server does not know.")
 
-    def _subject(self, token: str) -> str:
+    def _claims(self, token: str) -> dict[str, Any]:
+        """The verified claims; `sub` is a non-empty string."""
         settings = self.settings
         required = ["exp", "sub"]
         if settings.jwt_issuer:
@@ -243,7 +248,7 @@ class Authenticator:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise AuthenticationError("The token's `sub` claim must be a non-empty string.")
-        return subject
+        return claims
 
 
 def check_bind(settings: Settings, host: str) -> None:

@@ -47,6 +47,12 @@ from graph.graphiql import offline_graphiql_html
 from graph.limits import limit_extensions
 from graph.masking import MaskUnexpectedErrors, new_error_id
 from graph.observability import count_masked_error
+from graph.persisted import (
+    PersistedDocumentError,
+    PersistedDocumentExtension,
+    PersistedDocuments,
+    PersistedDocumentsView,
+)
 
 logger = logging.getLogger("lct.http")
 
@@ -57,6 +63,8 @@ PREFLIGHT_HEADERS = (
     "x-apollo-operation-name",
 )
 UNAUTHENTICATED = "UNAUTHENTICATED"
+# A GET with any of these runs an operation (graph/persisted.py: by its hash).
+EXECUTING_PARAMETERS = {"query", "documentId", "extensions"}
 
 
 def error_body(message: str, code: str, **extensions: Any) -> dict[str, Any]:
@@ -105,7 +113,10 @@ def csrf_safe(method: str, headers: Mapping[str, str], query_string: bytes) -> b
     """False for a request that a browser could send cross-site without a preflight."""
     if method == "OPTIONS":
         return True
-    if method in ("GET", "HEAD") and "query" not in parse_qs(query_string.decode("latin-1")):
+    if (
+        method in ("GET", "HEAD")
+        and not EXECUTING_PARAMETERS & parse_qs(query_string.decode("latin-1")).keys()
+    ):
         return True
     content_type = headers.get("content-type")
     if content_type is not None:
@@ -296,10 +307,15 @@ def security_extensions(settings: Settings) -> list[Callable[[], SchemaExtension
     def masking() -> SchemaExtension:
         return MaskUnexpectedErrors(settings.statement_timeout_ms)
 
-    return [*limit_extensions(settings), RequireViewerForMutations, masking]
+    return [
+        PersistedDocumentExtension,
+        *limit_extensions(settings),
+        RequireViewerForMutations,
+        masking,
+    ]
 
 
-class SecureGraphQL(GraphQL[Any, Any]):
+class SecureGraphQL(PersistedDocumentsView, GraphQL[Any, Any]):
     """The strawberry ASGI view with this API's HTTP rules (see the module docstring)."""
 
     def __init__(self, schema: Any, settings: Settings) -> None:
@@ -311,6 +327,7 @@ class SecureGraphQL(GraphQL[Any, Any]):
             multipart_uploads_enabled=False,
         )
         self.settings = settings
+        self.persisted = PersistedDocuments(settings)
 
     @property
     def graphql_ide_html(self) -> str:
@@ -324,6 +341,8 @@ class SecureGraphQL(GraphQL[Any, Any]):
         try:
             try:
                 response = await self.run(request)
+            except PersistedDocumentError as error:
+                response = error.response()
             except HTTPException as error:
                 if "not allowed when using GET" in error.reason:
                     # GraphQL over HTTP: an operation GET cannot carry is 405, naming POST.

@@ -340,7 +340,12 @@ class QueryLimits(SchemaExtension):
         context = self.execution_context
         schema = context.schema._schema
         document = context.graphql_document
-        if document is not None and context.query is not None:
+        # None unless an earlier extension already knows the answer (graph/persisted.py)
+        if (
+            document is not None
+            and context.query is not None
+            and context.pre_execution_errors is None
+        ):
             errors = VALIDATION_RESULTS.validate(
                 schema, context.query, document, tuple(context.validation_rules)
             )

@@ -21,10 +21,12 @@ from strawberry.tools import merge_types
 
 from graph.analytics import AnalyticsQuery
 from graph.api_calls import ApiCall
+from graph.canvas import CanvasMutations, CanvasQuery
 from graph.clusters import Cluster
 from graph.conversations import Conversation
 from graph.edits import Edit
-from graph.mutations.schema import Mutation, MutationSideQuery
+from graph.mutations.schema import Mutation as WriteMutation
+from graph.mutations.schema import MutationSideQuery
 from graph.nodes import ThreadNode
 from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
@@ -37,7 +39,10 @@ from graph.utterances import Utterance
 NODE_TYPES: list[type] = [Conversation, Utterance, ThreadNode, Relationship, Cluster, Edit, ApiCall]
 
 # The write side (graph/mutations/): its mutations, and the two reads that belong with it.
-Query = merge_types("Query", (ReadQuery, MutationSideQuery, SearchQuery, AnalyticsQuery))
+Query = merge_types(
+    "Query", (ReadQuery, MutationSideQuery, SearchQuery, AnalyticsQuery, CanvasQuery)
+)
+Mutation = merge_types("Mutation", (WriteMutation, CanvasMutations))
 
 
 def create_schema(
