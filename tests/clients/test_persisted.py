@@ -404,10 +404,11 @@ async def test_a_persisted_document_is_parsed_and_validated_once(
     import graph.limits
     from graph.app import extensions_for
     from graph.auth import ANONYMOUS
+    from graph.observability import Observability
     from graph.schema import create_schema
 
     settings = Settings(_env_file=None)
-    schema = create_schema(extensions_for(settings))
+    schema = create_schema(extensions_for(settings, Observability(settings)))
     store = PersistedDocuments(settings)
     validations = []
     validate = graph.limits.validate_document
