@@ -412,12 +412,18 @@ async def test_a_persisted_document_is_parsed_and_validated_once(
     store = PersistedDocuments(settings)
     validations = []
     validate = graph.limits.validate_document
+    measure = graph.limits.limit_errors
 
     def counting(*args: Any) -> Any:
         validations.append(args)
         return validate(*args)
 
+    def counting_limits(*args: Any) -> Any:
+        validations.append(args)
+        return measure(*args)
+
     monkeypatch.setattr(graph.limits, "validate_document", counting)
+    monkeypatch.setattr(graph.limits, "limit_errors", counting_limits)
     document = "query ValidatedOnce { __typename }"
     request = GraphQLRequestData(
         query=document, variables=None, operation_name=None, extensions=apq(sha256(document))
