@@ -1,4 +1,8 @@
-"""A generated corpus for search and aggregates, on the shared test database (`graphql` fixture).
+"""A generated corpus for search and aggregates, in a database of its own with its own server.
+
+The shared test database also holds what other tests wrote (the demo conversation, imports,
+public conversations of other owners), which the viewer may read and which would count; the
+aggregates are compared with SQL over the corpus alone, so the corpus lives alone.
 
 The viewer is the development-mode user; `someone-else` owns a private conversation holding the
 same words and calls, which must never count. Words come from a small vocabulary so that ranks
@@ -8,18 +12,30 @@ some have no latency.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from alembic import command
 from sqlalchemy.engine import URL
 
-from tests.conftest import asyncpg_dsn
+from tests.conftest import (
+    DatabaseFactory,
+    GraphQLResponse,
+    LiveServer,
+    alembic_config,
+    asyncpg_dsn,
+    server_settings,
+)
 from tests.security.conftest import ask, secure_server, security_database, world  # noqa: F401
 
 VIEWER = "local-developer"
@@ -41,8 +57,40 @@ def sentence(rng: random.Random) -> str:
 
 
 @pytest.fixture(scope="session")
-async def corpus_db(database_url: URL):
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+async def corpus_database_url(database_factory: DatabaseFactory) -> URL:
+    url = await database_factory.create()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+async def graphql(
+    corpus_database_url: URL,
+) -> AsyncIterator[Callable[..., Awaitable[GraphQLResponse]]]:
+    """The root conftest's `graphql`, against a server on the corpus's database."""
+    server = LiveServer(server_settings(corpus_database_url))
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+
+            async def post(
+                document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any
+            ) -> GraphQLResponse:
+                response = await client.post(
+                    "/graphql",
+                    json={"query": document, "variables": variables},
+                    headers=dict(headers or {}),
+                )
+                return GraphQLResponse(response.status_code, response.json(), response.headers)
+
+            yield post
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def corpus_db(corpus_database_url: URL):
+    connection = await asyncpg.connect(asyncpg_dsn(corpus_database_url))
     yield connection
     await connection.close()
 
