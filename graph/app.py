@@ -29,6 +29,7 @@ from strawberry.extensions import SchemaExtension
 
 from db.session import create_engine, create_session_factory
 from db.settings import Settings, get_settings
+from graph import heartbeat
 from graph.auth import Authenticator
 from graph.context import Context
 from graph.graphiql import assets_mount
@@ -229,7 +230,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def health(_: Request) -> Response:
         return Response("ok", media_type="text/plain")
 
-    return Starlette(
+    application = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
@@ -238,6 +239,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware_for(settings),
         lifespan=lifespan,
     )
+    heartbeat.install(application, settings)
+    return application
 
 
 app = create_app()

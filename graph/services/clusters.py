@@ -200,7 +200,10 @@ async def change_membership(
             "A node is listed twice.", field="removeNodeIds", code=ErrorCode.DUPLICATE
         )
     old = list(cluster.node_ids or [])
-    new = [item for item in old if item not in remove] + [item for item in add if item not in old]
+    removed, members = set(remove), set(old)
+    new = [item for item in old if item not in removed] + [
+        item for item in add if item not in members
+    ]
     if new != old:
         cluster.node_ids = new
         edits.record(
@@ -236,8 +239,7 @@ async def delete_cluster(session: AsyncSession, actor: Actor, cluster_id: uuid.U
             await session.execute(select(Cluster.id).where(Cluster.parent_cluster_id == cluster.id))
         ).scalars()
     )
-    ordered = [item for item in cluster.child_cluster_ids or [] if item in children]
-    ordered += [item for item in children if item not in ordered]
+    ordered = hierarchy.in_listed_order(cluster.child_cluster_ids, children)
     if ordered:
         await session.execute(
             update(Cluster)

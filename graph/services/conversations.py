@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,7 @@ def _check_conversation(values: dict[str, Any]) -> None:
             )
 
 
+@functools.cache  # column names only: a bounded set
 def _field(name: str) -> str:
     from graph.errors import camel
 

@@ -28,6 +28,15 @@ def has_member(column: Any, value: uuid.UUID) -> Any:
     return column.op("@>")(uuid_array([value]))
 
 
+def in_listed_order(listed: list[Any] | None, actual: list[Any]) -> list[Any]:
+    """`actual` (the rows that really are children) in the order of `listed` (a children array)
+    where it lists them, the others after, in their own order."""
+    belongs = set(actual)
+    ordered = list(dict.fromkeys(item for item in listed or [] if item in belongs))
+    placed = set(ordered)
+    return ordered + [item for item in actual if item not in placed]
+
+
 async def ancestors(
     session: AsyncSession, model: Any, parent: str, start: uuid.UUID
 ) -> list[uuid.UUID]:
@@ -83,7 +92,8 @@ async def attach(
     current = (
         await session.execute(select(column).where(model.id == parent_id))
     ).scalar_one_or_none() or []
-    kept = [item for item in current if item not in child_ids]
+    moving = set(child_ids)
+    kept = [item for item in current if item not in moving]
     anchor = replacing or after
     if anchor is not None and anchor in kept:
         position = kept.index(anchor)

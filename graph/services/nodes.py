@@ -10,6 +10,7 @@ Consistency kept here (PostgreSQL cannot check uuid[] members):
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -63,8 +64,10 @@ NODE_FIELDS = (
 )
 CANVAS = ("canvas_x", "canvas_y", "canvas_width", "canvas_height")
 MAX_MOVES = 5_000
+FLUSH_ROWS = 500
 
 
+@functools.cache  # column names only: a bounded set
 def _camel(name: str) -> str:
     from graph.errors import camel
 
@@ -157,7 +160,8 @@ async def _claim_utterances(
     """`utterances.node_id` follows the node's `utterance_ids`, and an utterance belongs to one
     node: claiming it takes it out of any other node's `utterance_ids` (a logged correction of
     that node)."""
-    dropped = [item for item in old if item not in new]
+    claimed = set(new)
+    dropped = [item for item in old if item not in claimed]
     if dropped:
         await session.execute(
             update(Utterance)
@@ -180,7 +184,7 @@ async def _claim_utterances(
         )
     ).all()
     for loser_id, listed in losers:
-        kept = [item for item in listed or [] if item not in new]
+        kept = [item for item in listed or [] if item not in claimed]
         await session.execute(
             update(Node).where(Node.id == loser_id).values(utterance_ids=kept),
             execution_options=NO_SYNC,
@@ -404,8 +408,7 @@ async def _remove_node(
             )
         ).scalars()
     )
-    ordered = [child for child in node.children_ids or [] if child in children]
-    ordered += [child for child in children if child not in ordered]
+    ordered = hierarchy.in_listed_order(node.children_ids, children)
     if ordered:
         await session.execute(
             update(Node).where(Node.id.in_(ordered)).values(parent_id=node.parent_id),
@@ -490,11 +493,12 @@ async def move_nodes(
             code=ErrorCode.OUT_OF_RANGE,
         )
     ids = [move["id"] for move in moves]
+    first_index: dict[uuid.UUID, int] = {}
     for index, move in enumerate(moves):
         check_node_values(
             {key: value for key, value in move.items() if key != "id"}, f"moves[{index}]."
         )
-        if ids.index(move["id"]) != index:
+        if first_index.setdefault(move["id"], index) != index:
             raise InvalidInput(
                 "This node is moved twice in one call.",
                 field=f"moves[{index}].id",
@@ -504,7 +508,7 @@ async def move_nodes(
         session, Node, ids[0], actor.user_id, field="moves[0].id", missing="No such node."
     )
     nodes = await lock_nodes(session, conversation, ids, "moves[{index}].id")
-    for move in moves:
+    for position, move in enumerate(moves, start=1):
         node = nodes[move["id"]]
         canvas: dict[str, tuple[Any, Any]] = {}
         for key in CANVAS:
@@ -513,6 +517,8 @@ async def move_nodes(
                 setattr(node, key, move[key])
         if canvas:
             _log_canvas(session, actor, node, canvas)
+        if position % FLUSH_ROWS == 0:
+            await session.flush()  # a slice at a time: the event loop gets a turn in between
     await session.flush()
     rows = (
         await session.execute(
@@ -524,12 +530,8 @@ async def move_nodes(
 
 
 def _union(*lists: list[Any] | None) -> list[Any]:
-    merged: list[Any] = []
-    for items in lists:
-        for item in items or []:
-            if item not in merged:
-                merged.append(item)
-    return merged
+    """The items of every list, each once, in order of first appearance."""
+    return list(dict.fromkeys(item for items in lists for item in items or []))
 
 
 def _require_version(overwrites: dict[str, Any], expected_updated_at: datetime | None) -> None:
@@ -644,9 +646,7 @@ async def merge_nodes(
             )
         ).scalars()
     )
-    orphans = [child for child in absorb.children_ids or [] if child in orphans] + [
-        child for child in orphans if child not in (absorb.children_ids or [])
-    ]
+    orphans = hierarchy.in_listed_order(absorb.children_ids, orphans)
     if orphans:
         await session.execute(
             update(Node).where(Node.id.in_(orphans)).values(parent_id=keep.id),
@@ -729,19 +729,20 @@ async def split_node(
     conversation, node = await lock_node(session, actor, node_id, "id")
     check_version(node, expected_updated_at, "node")
     own = node.utterance_ids or []
-    if len(set(utterance_ids)) != len(utterance_ids):
+    owned, splitting = set(own), set(utterance_ids)
+    if len(splitting) != len(utterance_ids):
         raise InvalidInput(
             "An utterance is listed twice.", field="utteranceIds", code=ErrorCode.DUPLICATE
         )
     for index, utterance_id in enumerate(utterance_ids):
-        if utterance_id not in own:
+        if utterance_id not in owned:
             raise InvalidInput(
                 "That utterance is not part of the node being split.",
                 field=f"utteranceIds[{index}]",
             )
     before = snapshot(node)
-    remaining = [item for item in own if item not in utterance_ids]
-    moving = [item for item in own if item in utterance_ids]
+    remaining = [item for item in own if item not in splitting]
+    moving = [item for item in own if item in splitting]
     spans = dict(
         (row.id, (row.timestamp_start, row.timestamp_end))
         for row in (
