@@ -200,10 +200,7 @@ async def change_membership(
             "A node is listed twice.", field="removeNodeIds", code=ErrorCode.DUPLICATE
         )
     old = list(cluster.node_ids or [])
-    removed, members = set(remove), set(old)
-    new = [item for item in old if item not in removed] + [
-        item for item in add if item not in members
-    ]
+    new = members_after(old, add, remove)
     if new != old:
         cluster.node_ids = new
         edits.record(
@@ -218,6 +215,16 @@ async def change_membership(
         )
     await session.flush()
     return await _reload(session, cluster.id)
+
+
+def members_after(
+    old: list[uuid.UUID], add: list[uuid.UUID], remove: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The members once `remove` are taken out and `add` appended (those not members yet)."""
+    removed, members = set(remove), set(old)
+    return [item for item in old if item not in removed] + [
+        item for item in add if item not in members
+    ]
 
 
 async def delete_cluster(session: AsyncSession, actor: Actor, cluster_id: uuid.UUID) -> uuid.UUID:

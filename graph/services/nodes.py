@@ -534,6 +534,12 @@ def _union(*lists: list[Any] | None) -> list[Any]:
     return list(dict.fromkeys(item for items in lists for item in items or []))
 
 
+def split_list(items: list[Any], chosen: set[Any]) -> tuple[list[Any], list[Any]]:
+    """`items` not in `chosen`, and those in it, each in the order of `items`."""
+    kept = [item for item in items if item not in chosen]
+    return kept, [item for item in items if item in chosen]
+
+
 def _require_version(overwrites: dict[str, Any], expected_updated_at: datetime | None) -> None:
     """A merge or split that overwrites the name or summary a client read must say which version
     it read, as `updateNode` does; otherwise a concurrent rename would be lost without a trace."""
@@ -741,8 +747,7 @@ async def split_node(
                 field=f"utteranceIds[{index}]",
             )
     before = snapshot(node)
-    remaining = [item for item in own if item not in splitting]
-    moving = [item for item in own if item in splitting]
+    remaining, moving = split_list(own, splitting)
     spans = dict(
         (row.id, (row.timestamp_start, row.timestamp_end))
         for row in (

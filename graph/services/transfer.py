@@ -389,7 +389,7 @@ DEFERRED = {
     "clusters": ("parent_cluster_id",),
 }
 WRITE_ORDER = ("nodes", "utterances", "relationships", "clusters", "edits")
-COPY_ROWS = 2_000
+COPY_ROWS = 500
 
 
 async def import_conversation(
