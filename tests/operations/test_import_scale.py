@@ -117,17 +117,21 @@ async def test_a_large_import_is_stored_whole_while_the_server_keeps_answering(
                 await asyncio.sleep(0.02)
 
     pinging = asyncio.create_task(ping())
+    started = time.perf_counter()
     try:
         result = await call(client, documents.IMPORT_CONVERSATION, document=source)
     finally:
+        elapsed = time.perf_counter() - started
         done.set()
         await pinging
     stall = await worst_stall(client)
     assert result["__typename"] == "ImportConversationPayload", result
     assert len(health) >= 5, "the import ended before /health was asked: make it larger"
-    # generous bounds for a loaded CI machine; the old import held the loop for seconds
-    assert max(health) < 1.0, health
-    assert stall < 1.0, stall
+    # The old import held the loop for most of its time (its checks in one go). Bounds relative
+    # to the import's own time hold on a loaded machine too, where everything is slower.
+    print(f"import {elapsed:.2f} s, worst stall {stall:.3f} s, /health max {max(health):.3f} s")
+    assert stall < 0.2 + elapsed / 4, (stall, elapsed)
+    assert max(health) < 0.2 + elapsed / 4, (max(health), elapsed)
 
     ids = {reference: uuid.UUID(value) for reference, value in result["idMap"].items()}
     conversation_id = uuid.UUID(result["conversation"]["id"])
@@ -343,6 +347,51 @@ def test_the_list_steps_of_the_mutations_compare_ids_in_proportion(
 
     small, large = run(500), run(2_000)
     assert linear(small, large), (small, large)
+
+
+async def test_append_utterances_takes_a_full_batch_of_full_rows(
+    client: httpx.AsyncClient,
+) -> None:
+    """2,000 utterances with every field: 36,000 values, more than one statement can carry (the
+    batch limit is 5,000), so the batch goes in by slices; a retry skips every one of them."""
+    conversation = await call(
+        client,
+        documents.CREATE_CONVERSATION,
+        input={"conversationName": "batch", "conversationType": "chat", "sourceType": "upload"},
+    )
+    utterances = [
+        {
+            "sequenceNumber": index,
+            "text": f"line {index}",
+            "speakerId": "ann",
+            "speakerName": "Ann",
+            "speakerRole": "host",
+            "textCleaned": f"line {index}",
+            "timestampStart": float(index),
+            "timestampEnd": index + 0.5,
+            "durationSeconds": 0.5,
+            "chunkId": str(uuid.uuid4()),
+            "threadId": str(uuid.uuid4()),
+            "confidenceScore": 0.9,
+            "language": "en",
+            "emotion": "calm",
+            "energyLevel": 0.3,
+            "platformMetadata": {"index": index},
+        }
+        for index in range(2_000)
+    ]
+    conversation_id = conversation["conversation"]["id"]
+    first = await call(
+        client, documents.APPEND_UTTERANCES, conversationId=conversation_id, utterances=utterances
+    )
+    assert first["__typename"] == "AppendUtterancesPayload", first
+    assert len(first["utterances"]) == 2_000
+    assert first["conversation"]["totalUtterances"] == 2_000
+    again = await call(
+        client, documents.APPEND_UTTERANCES, conversationId=conversation_id, utterances=utterances
+    )
+    assert again["skippedSequenceNumbers"] == list(range(2_000))
+    assert again["conversation"]["totalUtterances"] == 2_000
 
 
 def test_the_shapes_used_above_are_valid_documents() -> None:
