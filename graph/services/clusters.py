@@ -250,7 +250,7 @@ async def delete_cluster(session: AsyncSession, actor: Actor, cluster_id: uuid.U
     if ordered:
         await session.execute(
             update(Cluster)
-            .where(Cluster.id.in_(ordered))
+            .where(hierarchy.among(Cluster.id, ordered))
             .values(parent_cluster_id=cluster.parent_cluster_id),
             execution_options=NO_SYNC,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,12 @@ NO_SYNC = {"synchronize_session": False}
 
 def uuid_array(values: list[uuid.UUID]) -> Any:
     return literal(values, ARRAY(UUID(as_uuid=True)))
+
+
+def among(column: Any, values: list[uuid.UUID]) -> Any:
+    """`column = ANY(:values)`: one array parameter however long the list (an `IN` list takes
+    one parameter per id, and a statement carries at most 32,767)."""
+    return column == any_(uuid_array(values))
 
 
 def has_member(column: Any, value: uuid.UUID) -> Any:

@@ -139,7 +139,7 @@ async def check_utterances(
         (
             await session.execute(
                 select(Utterance.id).where(
-                    Utterance.id.in_(ids), Utterance.conversation_id == conversation_id
+                    hierarchy.among(Utterance.id, ids), Utterance.conversation_id == conversation_id
                 )
             )
         ).scalars()
@@ -165,7 +165,7 @@ async def _claim_utterances(
     if dropped:
         await session.execute(
             update(Utterance)
-            .where(Utterance.id.in_(dropped), Utterance.node_id == node_id)
+            .where(hierarchy.among(Utterance.id, dropped), Utterance.node_id == node_id)
             .values(node_id=None),
             execution_options=NO_SYNC,
         )
@@ -200,7 +200,7 @@ async def _claim_utterances(
             new=kept,
         )
     await session.execute(
-        update(Utterance).where(Utterance.id.in_(new)).values(node_id=node_id),
+        update(Utterance).where(hierarchy.among(Utterance.id, new)).values(node_id=node_id),
         execution_options=NO_SYNC,
     )
 
@@ -411,7 +411,7 @@ async def _remove_node(
     ordered = hierarchy.in_listed_order(node.children_ids, children)
     if ordered:
         await session.execute(
-            update(Node).where(Node.id.in_(ordered)).values(parent_id=node.parent_id),
+            update(Node).where(hierarchy.among(Node.id, ordered)).values(parent_id=node.parent_id),
             execution_options=NO_SYNC,
         )
     if node.parent_id is not None:
@@ -454,7 +454,9 @@ async def _remove_node(
             edit_type="deletion" if edit_type == "deletion" else edit_type,
         )
     await session.execute(
-        delete(Relationship).where(Relationship.id.in_([item.id for item in relationships])),
+        delete(Relationship).where(
+            hierarchy.among(Relationship.id, [item.id for item in relationships])
+        ),
         execution_options=NO_SYNC,
     )
     await session.execute(delete(Node).where(Node.id == node.id), execution_options=NO_SYNC)
@@ -522,7 +524,9 @@ async def move_nodes(
     await session.flush()
     rows = (
         await session.execute(
-            select(Node).where(Node.id.in_(ids)).execution_options(populate_existing=True)
+            select(Node)
+            .where(hierarchy.among(Node.id, ids))
+            .execution_options(populate_existing=True)
         )
     ).scalars()
     by_id = {node.id: node for node in rows}
@@ -655,7 +659,7 @@ async def merge_nodes(
     orphans = hierarchy.in_listed_order(absorb.children_ids, orphans)
     if orphans:
         await session.execute(
-            update(Node).where(Node.id.in_(orphans)).values(parent_id=keep.id),
+            update(Node).where(hierarchy.among(Node.id, orphans)).values(parent_id=keep.id),
             execution_options=NO_SYNC,
         )
         await hierarchy.attach(session, Node, "children_ids", keep.id, orphans)
@@ -753,7 +757,7 @@ async def split_node(
         for row in (
             await session.execute(
                 select(Utterance.id, Utterance.timestamp_start, Utterance.timestamp_end).where(
-                    Utterance.id.in_(own)
+                    hierarchy.among(Utterance.id, own)
                 )
             )
         ).all()

@@ -394,5 +394,27 @@ async def test_append_utterances_takes_a_full_batch_of_full_rows(
     assert again["conversation"]["totalUtterances"] == 2_000
 
 
+async def test_a_list_longer_than_a_statement_can_carry_is_a_typed_error(
+    client: httpx.AsyncClient,
+) -> None:
+    """40,000 node ids (an `IN` list of one parameter each stops at 32,767): the answer is the
+    not-found of the first one, not an internal error."""
+    conversation = await call(
+        client,
+        documents.CREATE_CONVERSATION,
+        input={"conversationName": "wide", "conversationType": "chat", "sourceType": "upload"},
+    )
+    result = await call(
+        client,
+        documents.CREATE_CLUSTER,
+        input={
+            "conversationId": conversation["conversation"]["id"],
+            "clusterName": "everything",
+            "nodeIds": [str(item) for item in fresh(40_000)],
+        },
+    )
+    assert (result["__typename"], result["field"]) == ("NotFoundError", "nodeIds[0]"), result
+
+
 def test_the_shapes_used_above_are_valid_documents() -> None:
     transfer._prepare(copy.deepcopy(shaped(20, 40)), False)
