@@ -13,6 +13,7 @@ the stored rows against the document.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import os
@@ -225,19 +226,65 @@ async def measure_import(
     if result.get("__typename") != "ImportConversationPayload":
         figures["error"] = json.dumps(answer)[:600]
         return figures
-    figures["check"] = await check_stored(database, uuid.UUID(result["conversation"]["id"]), counts)
+    conversation_id = uuid.UUID(result["conversation"]["id"])
+    figures["check"] = await check_stored(database, conversation_id, counts)
+    figures["floor_seconds"] = await measure_floor(database, conversation_id)
     return figures
+
+
+TABLES = {
+    "utterances": "utterances",
+    "nodes": "nodes",
+    "relationships": "relationships",
+    "clusters": "clusters",
+    "edits": "edits_log",
+}
+
+
+async def measure_floor(database: Any, conversation_id: uuid.UUID) -> float:
+    """PostgreSQL alone writing the imported rows: their binary `COPY`, read back beforehand, into
+    temporary copies of the tables (same columns, indexes and checks; no foreign keys, triggers
+    or self-reference updates), in one transaction rolled back. A lower bound for the import."""
+    connection = await asyncpg.connect(**connect_arguments(database))
+    try:
+        data: dict[str, bytes] = {}
+        for table in TABLES.values():
+            chunks: list[bytes] = []
+
+            async def keep(chunk: bytes, chunks: list[bytes] = chunks) -> None:
+                chunks.append(chunk)
+
+            await connection.copy_from_query(
+                f"SELECT * FROM {table} WHERE conversation_id = $1",
+                conversation_id,
+                output=keep,
+                format="binary",
+            )
+            data[table] = b"".join(chunks)
+        started = time.perf_counter()
+        async with connection.transaction():
+            for table, content in data.items():
+                await connection.execute(
+                    f"CREATE TEMP TABLE floor_{table} (LIKE {table} INCLUDING ALL) ON COMMIT DROP"
+                )
+                await connection.copy_to_table(
+                    f"floor_{table}", source=io.BytesIO(content), format="binary"
+                )
+            elapsed = time.perf_counter() - started
+            raise _RollBack
+    except _RollBack:
+        return round(elapsed, 3)
+    finally:
+        await connection.close()
+
+
+class _RollBack(Exception):
+    """Ends the floor's transaction without keeping anything."""
 
 
 async def check_stored(database: Any, conversation_id: uuid.UUID, counts: dict[str, int]) -> str:
     """The stored rows, counted per table, against the document's."""
-    tables = {
-        "utterances": "utterances",
-        "nodes": "nodes",
-        "relationships": "relationships",
-        "clusters": "clusters",
-        "edits": "edits_log",
-    }
+    tables = TABLES
     connection = await asyncpg.connect(**connect_arguments(database))
     try:
         stored = {
@@ -308,6 +355,8 @@ def table(result: dict[str, Any]) -> str:
         f" {figures['body_bytes'] / 1e6:.1f} MB:",
         f"  {figures['seconds']} s, {figures['rows_per_second']} rows/s;"
         f" stored rows {figures.get('check', 'not checked')}",
+        f"  SQL floor (PostgreSQL alone copying the same rows into temporary tables):"
+        f" {figures.get('floor_seconds')} s",
         f"  worst event-loop stall {figures.get('worst_stall_ms')} ms (server heartbeat);"
         f" /health during the import: {figures['health_requests']} requests, p50"
         f" {figures.get('health_p50_ms')} ms, max {figures.get('health_max_ms')} ms",

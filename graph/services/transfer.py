@@ -400,8 +400,21 @@ async def import_conversation(
 
     Work is linear in the document's size. Checking and converting it is pure Python and runs in
     a worker thread (`_prepare`), so the event loop keeps serving other clients; the rows go in
-    by `COPY`, a few thousand per statement."""
-    prepared = await asyncio.to_thread(_prepare, document, preserve_ids)
+    by `COPY`, 500 rows per statement. The document is consumed: its sections are emptied."""
+    try:
+        prepared = await asyncio.to_thread(_prepare, document, preserve_ids)
+        try:
+            return await _write(session, actor, prepared, preserve_ids), prepared.id_map
+        finally:
+            await _release([prepared.stored_ids, *_lists_of(prepared)])
+    finally:
+        if isinstance(document, dict):
+            await _release([item for item in document.values() if isinstance(item, list)])
+
+
+async def _write(
+    session: AsyncSession, actor: Actor, prepared: _Prepared, preserve_ids: bool
+) -> Conversation:
     if preserve_ids:
         await _refuse_taken_ids(session, prepared.stored_ids)
     conversation = Conversation(
@@ -428,9 +441,7 @@ async def import_conversation(
         if columns["id"]:
             await _set_references(session, name, columns)
     await session.flush()
-    id_map = prepared.id_map
-    await _release(prepared)
-    return conversation, id_map
+    return conversation
 
 
 def _prepare(document: Any, preserve_ids: bool) -> _Prepared:
@@ -655,15 +666,21 @@ async def _set_references(
     await session.execute(statement, columns)
 
 
-async def _release(prepared: _Prepared) -> None:
-    """Frees the prepared rows a slice at a time: dropping 10^5 rows at once would hold the event
-    loop for as long as it takes to free a million objects."""
+def _lists_of(prepared: _Prepared) -> list[list[Any]]:
+    lists: list[list[Any]] = []
     for section in prepared.sections.values():
-        groups: list[list[Any]] = [*section.groups.values(), section.rows]
-        for items in groups:
-            while items:
-                del items[-COPY_ROWS:]
-                await asyncio.sleep(0)
+        lists.extend(section.groups.values())
+        lists.append(section.rows)
+    return lists
+
+
+async def _release(lists: list[list[Any]]) -> None:
+    """Empties the lists a slice at a time: dropping 10^5 rows at once would hold the event loop
+    for as long as it takes to free a million objects."""
+    for items in lists:
+        while items:
+            del items[-COPY_ROWS:]
+            await asyncio.sleep(0)
 
 
 async def _refuse_taken_ids(session: AsyncSession, ids: list[uuid.UUID]) -> None:
