@@ -175,9 +175,19 @@ async def event_loop_stall(client: httpx.AsyncClient) -> float | None:
 
 
 async def measure_import(
-    base: str, database: Any, *, nodes: int, utterances: int, log: Any
+    base: str,
+    database: Any,
+    *,
+    nodes: int,
+    utterances: int,
+    log: Any,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Imports one generated document while pinging /health; returns the phase's figures."""
+    """Imports one generated document while pinging /health; returns the phase's figures. With
+    `server_pid`, also the CPU seconds the server's processes and PostgreSQL's backends spent
+    (figures a loaded machine changes less than the elapsed time)."""
+    from bench.run import _cpu_seconds, _process_tree
+
     started = time.perf_counter()
     doc = document(nodes, utterances)
     body = json.dumps({"query": IMPORT, "variables": {"document": doc}}).encode()
@@ -205,11 +215,16 @@ async def measure_import(
                 await asyncio.sleep(0.05)
 
         pinging = asyncio.create_task(ping())
+        server_pids = _process_tree(server_pid) if server_pid else []
+        server_cpu = _cpu_seconds(server_pids)
         begun = time.perf_counter()
         response = await importer.post(
             "/graphql", content=body, headers={"content-type": "application/json"}
         )
         elapsed = time.perf_counter() - begun
+        if server_pids:
+            figures["server_cpu_seconds"] = round(_cpu_seconds(server_pids) - server_cpu, 2)
+            figures["postgresql_cpu_seconds"] = await backend_cpu_seconds(database)
         done.set()
         await pinging
         figures["worst_stall_ms"] = await event_loop_stall(pinger)
@@ -230,6 +245,22 @@ async def measure_import(
     figures["check"] = await check_stored(database, conversation_id, counts)
     figures["floor_seconds"] = await measure_floor(database, conversation_id)
     return figures
+
+
+async def backend_cpu_seconds(database: Any) -> float:
+    """CPU seconds of the PostgreSQL backends connected to the benchmark's database (the server's
+    pool, opened for the import), over their lifetime; Linux, PostgreSQL on this machine."""
+    from bench.run import _cpu_seconds
+
+    connection = await asyncpg.connect(**connect_arguments(database))
+    try:
+        pids = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return round(_cpu_seconds([row["pid"] for row in pids]), 2)
 
 
 TABLES = {
@@ -336,6 +367,7 @@ async def run(arguments: Any, log: Any) -> dict[str, Any]:
                 nodes=arguments.import_nodes,
                 utterances=arguments.import_utterances,
                 log=log,
+                server_pid=server.process.pid,
             )
             result["import"]["peak_rss_mb"] = server.peak_rss_mb()
         finally:
@@ -355,8 +387,9 @@ def table(result: dict[str, Any]) -> str:
         f" {figures['body_bytes'] / 1e6:.1f} MB:",
         f"  {figures['seconds']} s, {figures['rows_per_second']} rows/s;"
         f" stored rows {figures.get('check', 'not checked')}",
-        f"  SQL floor (PostgreSQL alone copying the same rows into temporary tables):"
-        f" {figures.get('floor_seconds')} s",
+        f"  CPU seconds: server {figures.get('server_cpu_seconds')}, PostgreSQL backends"
+        f" {figures.get('postgresql_cpu_seconds')}; SQL floor (PostgreSQL alone copying the same"
+        f" rows into temporary tables): {figures.get('floor_seconds')} s",
         f"  worst event-loop stall {figures.get('worst_stall_ms')} ms (server heartbeat);"
         f" /health during the import: {figures['health_requests']} requests, p50"
         f" {figures.get('health_p50_ms')} ms, max {figures.get('health_max_ms')} ms",
