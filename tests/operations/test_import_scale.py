@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -22,9 +25,10 @@ import httpx
 import pytest
 
 from bench.importing import document
+from db.settings import PROJECT_ROOT
 from graph.heartbeat import EventLoopMonitor
 from graph.services import transfer
-from tests.conftest import LiveServer, asyncpg_dsn, server_settings
+from tests.conftest import LiveServer, asyncpg_dsn, plain_url, server_settings
 from tests.mutations import documents
 from tests.mutations.invariants import violations
 
@@ -418,3 +422,24 @@ async def test_a_list_longer_than_a_statement_can_carry_is_a_typed_error(
 
 def test_the_shapes_used_above_are_valid_documents() -> None:
     transfer._prepare(copy.deepcopy(shaped(20, 40)), False)
+
+
+def test_the_import_benchmark_runs_and_reports_every_figure(server_url: Any, tmp_path: Any) -> None:
+    """`manage.py bench --phase import` at a tiny size, so that it cannot rot."""
+    output = tmp_path / "import.json"
+    arguments = ["--phase", "import", "--import-nodes", "40", "--import-utterances", "200"]
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--quiet", *arguments, "--output", str(output)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": plain_url(server_url)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    figures = json.loads(output.read_text())["import"]
+    assert figures["check"] == "complete"
+    assert figures["rows"]["nodes"] == 40 and figures["rows"]["utterances"] == 200
+    assert figures["worst_stall_ms"] is not None and figures["worst_stall_ms"] >= 0
+    assert figures["seconds"] > 0 and figures["floor_seconds"] > 0
+    assert "worst event-loop stall" in finished.stdout
