@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import operator
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,19 +215,26 @@ class _Reader:
             name, target, decode = plan
             if name == "id":
                 continue
-            field = f"{path}.{key}"
-            if target is None:
-                values[name] = decode(raw, field)
-            elif raw is None:
-                values[name] = None
-            elif isinstance(raw, list):
-                values[name] = [
-                    self.resolve(target, element, f"{field}[{index}]")
-                    for index, element in enumerate(raw)
-                ]
-            else:
-                values[name] = self.resolve(target, raw, field)
+            # Paths are built only for an error: the checks are pure, so the failing one is
+            # run again with the value's path.
+            try:
+                values[name] = self._value(target, decode, raw, "")
+            except InvalidInput:
+                self._value(target, decode, raw, f"{path}.{key}")
+                raise
         return values
+
+    def _value(self, target: str | None, decode: Any, raw: Any, field: str) -> Any:
+        if target is None:
+            return decode(raw, field)
+        if raw is None:
+            return None
+        if isinstance(raw, list):
+            return [
+                self.resolve(target, element, field and f"{field}[{index}]")
+                for index, element in enumerate(raw)
+            ]
+        return self.resolve(target, raw, field)
 
     def _plan(self, section: str, key: str, path: str) -> tuple[str, str | None, Any]:
         """How a key of the section's rows is read: its column, the section its references
@@ -559,30 +565,24 @@ def _records(section: str, rows: list[dict[str, Any]], conversation_id: uuid.UUI
             row.setdefault("node_ids", [])
         present.update(row)
     plain = sorted(present - defaulted - later)
+    optional = sorted(defaulted)
     encoders = {
         column.key: encoder
         for column in table.columns
         if (encoder := _json_encoder(column.type)) is not None
     }
     prepared = _Section(section, rows)
-    readers: dict[tuple[str, ...], tuple[Any, list[tuple[int, Any]]]] = {}
+    json_positions_of: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
     for index, row in enumerate(rows):
-        for column in plain:
-            if column not in row:
-                row[column] = None
-        columns = (*plain, *sorted(key for key in row if key in defaulted))
-        reader = readers.get(columns)
-        if reader is None:
-            reader = readers[columns] = (
-                operator.itemgetter(*columns),
-                [
-                    (position, encoders[name])
-                    for position, name in enumerate(columns)
-                    if name in encoders
-                ],
-            )
-        get, json_positions = reader
-        record = get(row)
+        columns = (*plain, *(key for key in optional if key in row))
+        json_positions = json_positions_of.get(columns)
+        if json_positions is None:
+            json_positions = json_positions_of[columns] = [
+                (position, encoders[name])
+                for position, name in enumerate(columns)
+                if name in encoders
+            ]
+        record = tuple(map(row.get, columns))
         if json_positions:
             values = list(record)
             for position, encode in json_positions:
