@@ -384,7 +384,7 @@ class _Prepared:
     total_utterances: int
     total_words: int
     total_nodes: int
-    # the self references, set once every row exists: column -> (row ids, values)
+    # per table, the self references set once every row exists: "id" and each column, a list
     deferred: dict[str, dict[str, list[Any]]]
 
 
@@ -406,16 +406,13 @@ async def import_conversation(
 
     Work is linear in the document's size. Checking and converting it is pure Python and runs in
     a worker thread (`_prepare`), so the event loop keeps serving other clients; the rows go in
-    by `COPY`, 500 rows per statement. The document is consumed: its sections are emptied."""
+    by `COPY`, `COPY_ROWS` per statement. The document is left as it was (an operation may pass
+    the same variable to two imports)."""
+    prepared = await asyncio.to_thread(_prepare, document, preserve_ids)
     try:
-        prepared = await asyncio.to_thread(_prepare, document, preserve_ids)
-        try:
-            return await _write(session, actor, prepared, preserve_ids), prepared.id_map
-        finally:
-            await _release([prepared.stored_ids, *_lists_of(prepared)])
+        return await _write(session, actor, prepared, preserve_ids), prepared.id_map
     finally:
-        if isinstance(document, dict):
-            await _release([item for item in document.values() if isinstance(item, list)])
+        await _release([prepared.stored_ids, *_lists_of(prepared)])
 
 
 async def _write(

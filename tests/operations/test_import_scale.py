@@ -186,6 +186,32 @@ async def test_an_error_deep_in_a_large_import_names_its_row_and_stores_nothing(
     assert await database.fetchval("SELECT count(*) FROM utterances") == before
 
 
+TWICE = """
+mutation($document: JSON!) {
+  first: importConversation(document: $document) {
+    ... on ImportConversationPayload { conversation { totalNodes totalUtterances } }
+  }
+  second: importConversation(document: $document) {
+    ... on ImportConversationPayload { conversation { totalNodes totalUtterances } }
+  }
+}"""
+
+
+async def test_one_document_imported_twice_in_an_operation_is_imported_whole_twice(
+    client: httpx.AsyncClient,
+) -> None:
+    """The import reads its document without changing it (the prepared rows are what it frees)."""
+    response = await client.post(
+        "/graphql", json={"query": TWICE, "variables": {"document": document(30, 90)}}
+    )
+    data = response.json()["data"]
+    assert (
+        data["first"]
+        == data["second"]
+        == {"conversation": {"totalNodes": 30, "totalUtterances": 90}}
+    )
+
+
 # -- linear work -----------------------------------------------------------------------------
 
 
