@@ -45,7 +45,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import URL
 
-from bench import documents
+from bench import documents, importing
+from bench.importing import event_loop_stall
 from db.demo import generate_conversation, generate_small_conversations
 from db.session import SESSION_SETTINGS
 from db.settings import PROJECT_ROOT, Settings, connect_arguments, resolve_database_url
@@ -76,6 +77,8 @@ class Figures:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per phase: "c1", "c8", ...
     # per throughput phase: CPU cores kept busy by the server's processes and by the machine
     cpu_cores: dict[str, dict[str, float]] = field(default_factory=dict)
+    # per phase: the server's worst event-loop stall (its heartbeat; one worker's with several)
+    worst_stall_ms: dict[str, float | None] = field(default_factory=dict)
     note: str | None = None
 
 
@@ -340,9 +343,11 @@ async def measure(
             counted = SQL_COUNT.search(body[-400:])
             figures.sql_statements = int(counted.group(1)) if counted else None
         server.reset_peak_rss()
+        await event_loop_stall(client)
         latencies, _, errors, first_error, _ = await _run(
             client, request, concurrency=1, count=count, duration=duration, minimum=5
         )
+        figures.worst_stall_ms["c1"] = await event_loop_stall(client)
         figures.peak_rss_mb["c1"] = server.peak_rss_mb()
         figures.requests = len(latencies)
         figures.errors += errors
@@ -350,6 +355,7 @@ async def measure(
         _summary(figures, latencies)
         for concurrency in concurrencies:
             server.reset_peak_rss()
+            await event_loop_stall(client)
             meter = CpuMeter(server)
             done, elapsed, errors, first_error, _ = await _run(
                 client,
@@ -359,6 +365,7 @@ async def measure(
                 duration=duration,
                 minimum=concurrency,
             )
+            figures.worst_stall_ms[f"c{concurrency}"] = await event_loop_stall(client)
             figures.peak_rss_mb[f"c{concurrency}"] = server.peak_rss_mb()
             figures.cpu_cores[f"c{concurrency}"] = meter.cores()
             # successes only: a request refused or timed out fast is no throughput
@@ -741,7 +748,7 @@ def _cell(value: Any) -> str:
 def table(result: dict[str, Any]) -> str:
     concurrencies = [f"c{c}" for c in result["settings"]["concurrency"]]
     header = ["operation", "nodes", "p50 ms", "p99 ms", *[f"{c} req/s" for c in concurrencies],
-              "SQL", "bytes", "peak RSS MB", "errors"]  # fmt: skip
+              "SQL", "bytes", "peak RSS MB", "stall ms", "errors"]  # fmt: skip
     rows = [header]
     for item in result["operations"]:
         if item.get("note"):
@@ -758,6 +765,7 @@ def table(result: dict[str, Any]) -> str:
                 _cell(item["sql_statements"]),
                 _cell(item["response_bytes"]),
                 _cell(max(item["peak_rss_mb"].values(), default=None)),
+                _cell(max((v for v in item.get("worst_stall_ms", {}).values() if v), default=None)),
                 str(errors),
             ]
         )
@@ -909,13 +917,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--phase",
-        choices=["graph", "search"],
+        choices=["graph", "search", "import"],
         default="graph",
-        help="search: bench/search_phase.py",
+        help="graph: the operations above (default); search: bench/search_phase.py;"
+        " import: one large importConversation (bench/importing.py)",
     )
     parser.add_argument("--conversations", type=int, default=1000, help="search phase")
     parser.add_argument("--utterances", type=int, default=1_000_000, help="search phase")
     parser.add_argument("--api-calls", type=int, default=1_000_000, help="search phase")
+    parser.add_argument("--import-nodes", type=int, default=20_000, help="nodes of the import")
+    parser.add_argument(
+        "--import-utterances", type=int, default=100_000, help="utterances of the import"
+    )
     return parser.parse_args(argv)
 
 
@@ -938,6 +951,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(search_phase.table(asyncio.run(search_phase.measure(arguments, log))))
         return 0
+    if arguments.phase == "import":
+        return importing.main(arguments, log)
     result = asyncio.run(run(arguments, log))
     output = arguments.output or RESULTS_DIR / (
         f"{result['started_at'].replace(':', '').replace('+0000', 'Z')}-{result['commit']}.json"

@@ -27,6 +27,7 @@ from strawberry.extensions import SchemaExtension
 
 from db.session import create_engine, create_session_factory
 from db.settings import Settings, get_settings
+from graph import heartbeat
 from graph.auth import Authenticator
 from graph.canvas import canvas_route
 from graph.context import Context
@@ -215,7 +216,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def health(_: Request) -> Response:
         return Response("ok", media_type="text/plain")
 
-    return Starlette(
+    application = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
@@ -227,6 +228,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware_for(settings),
         lifespan=lifespan,
     )
+    heartbeat.install(application, settings)
+    return application
 
 
 app = create_app()

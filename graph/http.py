@@ -42,6 +42,7 @@ from strawberry.types.execution import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from db.settings import Settings
+from graph import jsonbody
 from graph.auth import ANONYMOUS, AuthenticationError, Authenticator, Viewer, is_loopback_host
 from graph.graphiql import offline_graphiql_html
 from graph.limits import limit_extensions
@@ -377,7 +378,11 @@ class SecureGraphQL(PersistedDocumentsView, GraphQL[Any, Any]):
             )
         super()._validate_batch_request(request_data, protocol)
 
+    def decode_json(self, data: str | bytes) -> object:
+        return jsonbody.decode(data)
+
     async def parse_http_body(self, request: Any) -> Any:
+        await jsonbody.parse_ahead(request)  # a large body without holding the event loop
         data = await super().parse_http_body(request)
         for item in data if isinstance(data, list) else [data]:
             size = len((item.query or "").encode())

@@ -313,7 +313,7 @@ class ConversationMutations:
             )
             return ImportConversationPayload(
                 conversation=conversation_out(conversation),
-                id_map={reference: str(value) for reference, value in mapping.items()},  # type: ignore[arg-type]
+                id_map=mapping,  # type: ignore[arg-type]
             )
 
         return await run_mutation(info, action)

@@ -200,7 +200,7 @@ async def change_membership(
             "A node is listed twice.", field="removeNodeIds", code=ErrorCode.DUPLICATE
         )
     old = list(cluster.node_ids or [])
-    new = [item for item in old if item not in remove] + [item for item in add if item not in old]
+    new = members_after(old, add, remove)
     if new != old:
         cluster.node_ids = new
         edits.record(
@@ -215,6 +215,16 @@ async def change_membership(
         )
     await session.flush()
     return await _reload(session, cluster.id)
+
+
+def members_after(
+    old: list[uuid.UUID], add: list[uuid.UUID], remove: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The members once `remove` are taken out and `add` appended (those not members yet)."""
+    removed, members = set(remove), set(old)
+    return [item for item in old if item not in removed] + [
+        item for item in add if item not in members
+    ]
 
 
 async def delete_cluster(session: AsyncSession, actor: Actor, cluster_id: uuid.UUID) -> uuid.UUID:
@@ -236,12 +246,11 @@ async def delete_cluster(session: AsyncSession, actor: Actor, cluster_id: uuid.U
             await session.execute(select(Cluster.id).where(Cluster.parent_cluster_id == cluster.id))
         ).scalars()
     )
-    ordered = [item for item in cluster.child_cluster_ids or [] if item in children]
-    ordered += [item for item in children if item not in ordered]
+    ordered = hierarchy.in_listed_order(cluster.child_cluster_ids, children)
     if ordered:
         await session.execute(
             update(Cluster)
-            .where(Cluster.id.in_(ordered))
+            .where(hierarchy.among(Cluster.id, ordered))
             .values(parent_cluster_id=cluster.parent_cluster_id),
             execution_options=NO_SYNC,
         )

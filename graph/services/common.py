@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Conversation
 from graph.errors import ErrorCode, Forbidden, InvalidInput, NotFound, StaleVersion
 from graph.permissions import visible_conversation_ids, visible_to, writable_by
+from graph.services.hierarchy import among
 
 MAX_TEXT = 100_000
 
@@ -208,7 +209,7 @@ async def lock_rows(
     rows = (
         await session.execute(
             select(model)
-            .where(model.id.in_(ids), model.conversation_id == conversation.id)
+            .where(among(model.id, ids), model.conversation_id == conversation.id)
             .order_by(model.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -222,7 +223,7 @@ async def lock_rows(
         (
             await session.execute(
                 select(model.id).where(
-                    model.id.in_([row_id for _, row_id in absent]),
+                    among(model.id, [row_id for _, row_id in absent]),
                     model.conversation_id.in_(visible_conversation_ids(conversation.owner_id)),
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from graph.services.common import (
 )
 
 MAX_BATCH = 5_000
+INSERT_ROWS = 1_000
 CONVERSATION_FIELDS = (
     "conversation_name",
     "conversation_type",
@@ -73,6 +75,7 @@ def _check_conversation(values: dict[str, Any]) -> None:
             )
 
 
+@functools.cache  # column names only: a bounded set
 def _field(name: str) -> str:
     from graph.errors import camel
 
@@ -228,15 +231,18 @@ async def append_utterances(
     rows = [
         {"id": uuid.uuid4(), "conversation_id": conversation.id, **_pick(item)} for item in items
     ]
-    statement = (
-        insert(Utterance)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["conversation_id", "sequence_number"])
-        .returning(Utterance)
-    )
-    inserted = list(
-        (await session.execute(statement, execution_options={"populate_existing": True})).scalars()
-    )
+    inserted: list[Utterance] = []
+    # A statement per slice: one multi-row INSERT of 5,000 full rows would need more bind
+    # parameters than PostgreSQL's protocol carries (32,767).
+    for start in range(0, len(rows), INSERT_ROWS):
+        statement = (
+            insert(Utterance)
+            .values(rows[start : start + INSERT_ROWS])
+            .on_conflict_do_nothing(index_elements=["conversation_id", "sequence_number"])
+            .returning(Utterance)
+        )
+        result = await session.execute(statement, execution_options={"populate_existing": True})
+        inserted.extend(result.scalars())
     inserted.sort(key=lambda utterance: utterance.sequence_number)
     added = {utterance.sequence_number for utterance in inserted}
     conversation.total_utterances = (conversation.total_utterances or 0) + len(inserted)

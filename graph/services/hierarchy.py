@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +23,24 @@ def uuid_array(values: list[uuid.UUID]) -> Any:
     return literal(values, ARRAY(UUID(as_uuid=True)))
 
 
+def among(column: Any, values: list[uuid.UUID]) -> Any:
+    """`column = ANY(:values)`: one array parameter however long the list (an `IN` list takes
+    one parameter per id, and a statement carries at most 32,767)."""
+    return column == any_(uuid_array(values))
+
+
 def has_member(column: Any, value: uuid.UUID) -> Any:
     """`column @> ARRAY[value]`: the form the GIN indexes on uuid[] columns serve."""
     return column.op("@>")(uuid_array([value]))
+
+
+def in_listed_order(listed: list[Any] | None, actual: list[Any]) -> list[Any]:
+    """`actual` (the rows that really are children) in the order of `listed` (a children array)
+    where it lists them, the others after, in their own order."""
+    belongs = set(actual)
+    ordered = list(dict.fromkeys(item for item in listed or [] if item in belongs))
+    placed = set(ordered)
+    return ordered + [item for item in actual if item not in placed]
 
 
 async def ancestors(
@@ -83,7 +98,8 @@ async def attach(
     current = (
         await session.execute(select(column).where(model.id == parent_id))
     ).scalar_one_or_none() or []
-    kept = [item for item in current if item not in child_ids]
+    moving = set(child_ids)
+    kept = [item for item in current if item not in moving]
     anchor = replacing or after
     if anchor is not None and anchor in kept:
         position = kept.index(anchor)

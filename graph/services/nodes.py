@@ -10,6 +10,7 @@ Consistency kept here (PostgreSQL cannot check uuid[] members):
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -63,8 +64,10 @@ NODE_FIELDS = (
 )
 CANVAS = ("canvas_x", "canvas_y", "canvas_width", "canvas_height")
 MAX_MOVES = 5_000
+FLUSH_ROWS = 500
 
 
+@functools.cache  # column names only: a bounded set
 def _camel(name: str) -> str:
     from graph.errors import camel
 
@@ -136,7 +139,7 @@ async def check_utterances(
         (
             await session.execute(
                 select(Utterance.id).where(
-                    Utterance.id.in_(ids), Utterance.conversation_id == conversation_id
+                    hierarchy.among(Utterance.id, ids), Utterance.conversation_id == conversation_id
                 )
             )
         ).scalars()
@@ -157,11 +160,12 @@ async def _claim_utterances(
     """`utterances.node_id` follows the node's `utterance_ids`, and an utterance belongs to one
     node: claiming it takes it out of any other node's `utterance_ids` (a logged correction of
     that node)."""
-    dropped = [item for item in old if item not in new]
+    claimed = set(new)
+    dropped = [item for item in old if item not in claimed]
     if dropped:
         await session.execute(
             update(Utterance)
-            .where(Utterance.id.in_(dropped), Utterance.node_id == node_id)
+            .where(hierarchy.among(Utterance.id, dropped), Utterance.node_id == node_id)
             .values(node_id=None),
             execution_options=NO_SYNC,
         )
@@ -180,7 +184,7 @@ async def _claim_utterances(
         )
     ).all()
     for loser_id, listed in losers:
-        kept = [item for item in listed or [] if item not in new]
+        kept = [item for item in listed or [] if item not in claimed]
         await session.execute(
             update(Node).where(Node.id == loser_id).values(utterance_ids=kept),
             execution_options=NO_SYNC,
@@ -196,7 +200,7 @@ async def _claim_utterances(
             new=kept,
         )
     await session.execute(
-        update(Utterance).where(Utterance.id.in_(new)).values(node_id=node_id),
+        update(Utterance).where(hierarchy.among(Utterance.id, new)).values(node_id=node_id),
         execution_options=NO_SYNC,
     )
 
@@ -404,11 +408,10 @@ async def _remove_node(
             )
         ).scalars()
     )
-    ordered = [child for child in node.children_ids or [] if child in children]
-    ordered += [child for child in children if child not in ordered]
+    ordered = hierarchy.in_listed_order(node.children_ids, children)
     if ordered:
         await session.execute(
-            update(Node).where(Node.id.in_(ordered)).values(parent_id=node.parent_id),
+            update(Node).where(hierarchy.among(Node.id, ordered)).values(parent_id=node.parent_id),
             execution_options=NO_SYNC,
         )
     if node.parent_id is not None:
@@ -451,7 +454,9 @@ async def _remove_node(
             edit_type="deletion" if edit_type == "deletion" else edit_type,
         )
     await session.execute(
-        delete(Relationship).where(Relationship.id.in_([item.id for item in relationships])),
+        delete(Relationship).where(
+            hierarchy.among(Relationship.id, [item.id for item in relationships])
+        ),
         execution_options=NO_SYNC,
     )
     await session.execute(delete(Node).where(Node.id == node.id), execution_options=NO_SYNC)
@@ -490,11 +495,12 @@ async def move_nodes(
             code=ErrorCode.OUT_OF_RANGE,
         )
     ids = [move["id"] for move in moves]
+    first_index: dict[uuid.UUID, int] = {}
     for index, move in enumerate(moves):
         check_node_values(
             {key: value for key, value in move.items() if key != "id"}, f"moves[{index}]."
         )
-        if ids.index(move["id"]) != index:
+        if first_index.setdefault(move["id"], index) != index:
             raise InvalidInput(
                 "This node is moved twice in one call.",
                 field=f"moves[{index}].id",
@@ -504,7 +510,7 @@ async def move_nodes(
         session, Node, ids[0], actor.user_id, field="moves[0].id", missing="No such node."
     )
     nodes = await lock_nodes(session, conversation, ids, "moves[{index}].id")
-    for move in moves:
+    for position, move in enumerate(moves, start=1):
         node = nodes[move["id"]]
         canvas: dict[str, tuple[Any, Any]] = {}
         for key in CANVAS:
@@ -513,10 +519,14 @@ async def move_nodes(
                 setattr(node, key, move[key])
         if canvas:
             _log_canvas(session, actor, node, canvas)
+        if position % FLUSH_ROWS == 0:
+            await session.flush()  # a slice at a time: the event loop gets a turn in between
     await session.flush()
     rows = (
         await session.execute(
-            select(Node).where(Node.id.in_(ids)).execution_options(populate_existing=True)
+            select(Node)
+            .where(hierarchy.among(Node.id, ids))
+            .execution_options(populate_existing=True)
         )
     ).scalars()
     by_id = {node.id: node for node in rows}
@@ -524,12 +534,14 @@ async def move_nodes(
 
 
 def _union(*lists: list[Any] | None) -> list[Any]:
-    merged: list[Any] = []
-    for items in lists:
-        for item in items or []:
-            if item not in merged:
-                merged.append(item)
-    return merged
+    """The items of every list, each once, in order of first appearance."""
+    return list(dict.fromkeys(item for items in lists for item in items or []))
+
+
+def split_list(items: list[Any], chosen: set[Any]) -> tuple[list[Any], list[Any]]:
+    """`items` not in `chosen`, and those in it, each in the order of `items`."""
+    kept = [item for item in items if item not in chosen]
+    return kept, [item for item in items if item in chosen]
 
 
 def _require_version(overwrites: dict[str, Any], expected_updated_at: datetime | None) -> None:
@@ -644,12 +656,10 @@ async def merge_nodes(
             )
         ).scalars()
     )
-    orphans = [child for child in absorb.children_ids or [] if child in orphans] + [
-        child for child in orphans if child not in (absorb.children_ids or [])
-    ]
+    orphans = hierarchy.in_listed_order(absorb.children_ids, orphans)
     if orphans:
         await session.execute(
-            update(Node).where(Node.id.in_(orphans)).values(parent_id=keep.id),
+            update(Node).where(hierarchy.among(Node.id, orphans)).values(parent_id=keep.id),
             execution_options=NO_SYNC,
         )
         await hierarchy.attach(session, Node, "children_ids", keep.id, orphans)
@@ -729,25 +739,25 @@ async def split_node(
     conversation, node = await lock_node(session, actor, node_id, "id")
     check_version(node, expected_updated_at, "node")
     own = node.utterance_ids or []
-    if len(set(utterance_ids)) != len(utterance_ids):
+    owned, splitting = set(own), set(utterance_ids)
+    if len(splitting) != len(utterance_ids):
         raise InvalidInput(
             "An utterance is listed twice.", field="utteranceIds", code=ErrorCode.DUPLICATE
         )
     for index, utterance_id in enumerate(utterance_ids):
-        if utterance_id not in own:
+        if utterance_id not in owned:
             raise InvalidInput(
                 "That utterance is not part of the node being split.",
                 field=f"utteranceIds[{index}]",
             )
     before = snapshot(node)
-    remaining = [item for item in own if item not in utterance_ids]
-    moving = [item for item in own if item in utterance_ids]
+    remaining, moving = split_list(own, splitting)
     spans = dict(
         (row.id, (row.timestamp_start, row.timestamp_end))
         for row in (
             await session.execute(
                 select(Utterance.id, Utterance.timestamp_start, Utterance.timestamp_end).where(
-                    Utterance.id.in_(own)
+                    hierarchy.among(Utterance.id, own)
                 )
             )
         ).all()

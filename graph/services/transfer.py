@@ -13,10 +13,16 @@ are recomputed, never trusted from the document.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     Boolean,
@@ -30,7 +36,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    update,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import DBAPIError
@@ -49,6 +55,7 @@ from graph.services.common import (
     word_count,
 )
 from graph.services.conversations import _check_conversation, _check_utterance
+from graph.services.hierarchy import in_listed_order
 from graph.services.nodes import check_node_values
 from graph.services.relationships import check_relationship_values
 
@@ -156,6 +163,21 @@ class _Reader:
         self.preserve_ids = preserve_ids
         self.ids: dict[str, dict[str, uuid.UUID]] = {section: {} for section in MODELS}
         self.everything: dict[str, uuid.UUID] = {}
+        self.columns = {
+            section: {column.key: column for column in model.__table__.columns}
+            for section, model in MODELS.items()
+        }
+        self._snake: dict[str, str] = {}
+        self._plans: dict[str, dict[str, tuple[str, str | None, Any]]] = {
+            section: {} for section in MODELS
+        }
+
+    def snake(self, key: str) -> str:
+        """`_snake`, computed once per distinct key of the document."""
+        name = self._snake.get(key)
+        if name is None:
+            name = self._snake[key] = _snake(key)
+        return name
 
     def new_id(self, section: str, reference: Any, path: str) -> uuid.UUID:
         if not isinstance(reference, str) or not reference:
@@ -184,31 +206,47 @@ class _Reader:
     def row(self, section: str, item: Any, path: str) -> dict[str, Any]:
         if not isinstance(item, dict):
             raise InvalidInput("Each entry must be an object.", field=path)
-        model = MODELS[section]
-        columns = {column.key: column for column in model.__table__.columns}
-        references = REFERENCES[section]
+        plans = self._plans[section]
         values: dict[str, Any] = {}
         for key, raw in item.items():
-            name = _snake(key)
-            field = f"{path}.{key}"
+            plan = plans.get(key)
+            if plan is None:
+                plan = self._plan(section, key, path)
+            name, target, decode = plan
             if name == "id":
                 continue
-            if name not in columns or name in ROW_SKIP:
-                raise InvalidInput(f"Unknown field {key}.", field=field)
-            if name in references:
-                target = references[name]
-                if raw is None:
-                    values[name] = None
-                elif isinstance(raw, list):
-                    values[name] = [
-                        self.resolve(target, element, f"{field}[{index}]")
-                        for index, element in enumerate(raw)
-                    ]
-                else:
-                    values[name] = self.resolve(target, raw, field)
-            else:
-                values[name] = _decode(columns[name].type, raw, field)
+            # Paths are built only for an error: the checks are pure, so the failing one is
+            # run again with the value's path.
+            try:
+                values[name] = self._value(target, decode, raw, "")
+            except InvalidInput:
+                self._value(target, decode, raw, f"{path}.{key}")
+                raise
         return values
+
+    def _value(self, target: str | None, decode: Any, raw: Any, field: str) -> Any:
+        if target is None:
+            return decode(raw, field)
+        if raw is None:
+            return None
+        if isinstance(raw, list):
+            return [
+                self.resolve(target, element, field and f"{field}[{index}]")
+                for index, element in enumerate(raw)
+            ]
+        return self.resolve(target, raw, field)
+
+    def _plan(self, section: str, key: str, path: str) -> tuple[str, str | None, Any]:
+        """How a key of the section's rows is read: its column, the section its references
+        point into (None for a plain value), and the plain value's decoder."""
+        name = self.snake(key)
+        columns = self.columns[section]
+        if name != "id" and (name not in columns or name in ROW_SKIP):
+            raise InvalidInput(f"Unknown field {key}.", field=f"{path}.{key}")
+        target = REFERENCES[section].get(name)
+        decode = _decoder(columns[name].type) if target is None else None
+        plan = self._plans[section][key] = (name, target, decode)
+        return plan
 
 
 def _snake(name: str) -> str:
@@ -223,43 +261,96 @@ def _uuid(raw: Any, path: str) -> uuid.UUID:
 
 
 def _decode(kind: Any, raw: Any, path: str) -> Any:
+    return _decoder(kind)(raw, path)
+
+
+def _decoder(kind: Any) -> Callable[[Any, str], Any]:
+    """The function that checks a JSON value for a column of type `kind` and converts it."""
+    if isinstance(kind, ARRAY):
+        decode_item = _decoder(kind.item_type)
+
+        def decode_list(raw: Any, path: str) -> Any:
+            if raw is None:
+                return None
+            if not isinstance(raw, list):
+                raise InvalidInput("Expected a list.", field=path)
+            return [decode_item(item, f"{path}[{index}]") for index, item in enumerate(raw)]
+
+        return decode_list
+    for types, decode in _DECODERS:
+        if isinstance(kind, types):
+            return decode
+    return _unsupported
+
+
+def _decode_uuid(raw: Any, path: str) -> Any:
+    return None if raw is None else _uuid(raw, path)
+
+
+def _decode_datetime(raw: Any, path: str) -> Any:
     if raw is None:
         return None
-    if isinstance(kind, ARRAY):
-        if not isinstance(raw, list):
-            raise InvalidInput("Expected a list.", field=path)
-        return [_decode(kind.item_type, item, f"{path}[{index}]") for index, item in enumerate(raw)]
-    if isinstance(kind, UUID):
-        return _uuid(raw, path)
-    if isinstance(kind, DateTime):
-        try:
-            value = datetime.fromisoformat(str(raw))
-        except ValueError:
-            raise InvalidInput("Expected an ISO 8601 date and time.", field=path) from None
-        if value.tzinfo is None:
-            raise InvalidInput("The date and time needs a UTC offset.", field=path)
-        return value
-    if isinstance(kind, Boolean):
-        if not isinstance(raw, bool):
-            raise InvalidInput("Expected true or false.", field=path)
-        return raw
-    if isinstance(kind, Integer):
-        if isinstance(raw, bool) or not isinstance(raw, int) or not -(2**31) <= raw < 2**31:
-            raise InvalidInput("Expected a 32-bit integer.", field=path)
-        return raw
-    if isinstance(kind, Float):
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise InvalidInput("Expected a number.", field=path)
-        return float(raw)
-    if isinstance(kind, Text):
-        if not isinstance(raw, str):
-            raise InvalidInput("Expected a string.", field=path)
-        check_text(raw, path)
-        return raw
-    if isinstance(kind, JSONB):
+    try:
+        value = datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise InvalidInput("Expected an ISO 8601 date and time.", field=path) from None
+    if value.tzinfo is None:
+        raise InvalidInput("The date and time needs a UTC offset.", field=path)
+    return value
+
+
+def _decode_boolean(raw: Any, path: str) -> Any:
+    if raw is not None and not isinstance(raw, bool):
+        raise InvalidInput("Expected true or false.", field=path)
+    return raw
+
+
+def _decode_integer(raw: Any, path: str) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not -(2**31) <= raw < 2**31:
+        raise InvalidInput("Expected a 32-bit integer.", field=path)
+    return raw
+
+
+def _decode_float(raw: Any, path: str) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise InvalidInput("Expected a number.", field=path)
+    return float(raw)
+
+
+def _decode_text(raw: Any, path: str) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidInput("Expected a string.", field=path)
+    check_text(raw, path)
+    return raw
+
+
+def _decode_json(raw: Any, path: str) -> Any:
+    if raw is not None:
         check_json(raw, path)
-        return raw
+    return raw
+
+
+def _unsupported(raw: Any, path: str) -> Any:
+    if raw is None:
+        return None
     raise InvalidInput("Unsupported value.", field=path)
+
+
+_DECODERS: tuple[tuple[type[Any], Callable[[Any, str], Any]], ...] = (
+    (UUID, _decode_uuid),
+    (DateTime, _decode_datetime),
+    (Boolean, _decode_boolean),
+    (Integer, _decode_integer),
+    (Float, _decode_float),
+    (Text, _decode_text),
+    (JSONB, _decode_json),
+)
 
 
 def _section(document: dict[str, Any], name: str) -> list[Any]:
@@ -269,11 +360,96 @@ def _section(document: dict[str, Any], name: str) -> list[Any]:
     return items
 
 
+@dataclass
+class _Section:
+    """A section's rows ready for `COPY`: one group per set of columns, each row with its index in
+    the document (for error paths) and its values as a record."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    groups: dict[tuple[str, ...], list[tuple[int, tuple[Any, ...]]]] = dataclasses.field(
+        default_factory=dict
+    )
+
+
+@dataclass
+class _Prepared:
+    """Everything `import_conversation` writes, checked and converted off the event loop."""
+
+    conversation_id: uuid.UUID
+    conversation_values: dict[str, Any]
+    sections: dict[str, _Section]
+    stored_ids: list[uuid.UUID]
+    id_map: dict[str, str]
+    total_utterances: int
+    total_words: int
+    total_nodes: int
+    # per table, the self references set once every row exists: "id" and each column, a list
+    deferred: dict[str, dict[str, list[Any]]]
+
+
+# Self references go in after every row of their table exists; utterances.node_id is not one:
+# nodes are written first.
+DEFERRED = {
+    "nodes": ("parent_id", "predecessor_id", "successor_id"),
+    "clusters": ("parent_cluster_id",),
+}
+WRITE_ORDER = ("nodes", "utterances", "relationships", "clusters", "edits")
+COPY_ROWS = 500
+
+
 async def import_conversation(
     session: AsyncSession, actor: Actor, document: Any, *, preserve_ids: bool = False
-) -> tuple[Conversation, dict[str, uuid.UUID]]:
+) -> tuple[Conversation, dict[str, str]]:
     """Creates the conversation of `document` with everything in it; returns it and the map from
-    document references to stored ids."""
+    document references to stored ids.
+
+    Work is linear in the document's size. Checking and converting it is pure Python and runs in
+    a worker thread (`_prepare`), so the event loop keeps serving other clients; the rows go in
+    by `COPY`, `COPY_ROWS` per statement. The document is left as it was (an operation may pass
+    the same variable to two imports)."""
+    prepared = await asyncio.to_thread(_prepare, document, preserve_ids)
+    try:
+        return await _write(session, actor, prepared, preserve_ids), prepared.id_map
+    finally:
+        await _release([prepared.stored_ids, *_lists_of(prepared)])
+
+
+async def _write(
+    session: AsyncSession, actor: Actor, prepared: _Prepared, preserve_ids: bool
+) -> Conversation:
+    if preserve_ids:
+        await _refuse_taken_ids(session, prepared.stored_ids)
+    conversation = Conversation(
+        id=prepared.conversation_id,
+        owner_id=actor.user_id,
+        total_utterances=prepared.total_utterances,
+        total_words=prepared.total_words,
+        total_nodes=prepared.total_nodes,
+        **prepared.conversation_values,
+    )
+    session.add(conversation)
+    try:
+        await session.flush()
+    except DBAPIError as error:
+        located = _at_path(error, "conversation.")
+        if located is None:
+            raise
+        raise located from error
+    await lock_conversation(session, conversation.id, actor.user_id)
+    driver = await _driver_connection(session)
+    for name in WRITE_ORDER:
+        await _copy_section(session, driver, prepared.sections[name])
+    for name, columns in prepared.deferred.items():
+        if columns["id"]:
+            await _set_references(session, name, columns)
+    await session.flush()
+    return conversation
+
+
+def _prepare(document: Any, preserve_ids: bool) -> _Prepared:
+    """Checks `document` and turns it into rows; raises `InvalidInput` naming the JSON path of the
+    first problem. Every step is a pass over the rows with dict and set look-ups."""
     if not isinstance(document, dict):
         raise InvalidInput("The document must be a JSON object.", field="document")
     if document.get("format", FORMAT) != FORMAT or document.get("version", VERSION) != VERSION:
@@ -295,7 +471,7 @@ async def import_conversation(
     conversation_columns = {column.key: column for column in Conversation.__table__.columns}
     conversation_values: dict[str, Any] = {}
     for key, raw in meta.items():
-        name = _snake(key)
+        name = reader.snake(key)
         if name in CONVERSATION_SKIP:
             continue
         if name not in conversation_columns:
@@ -328,9 +504,10 @@ async def import_conversation(
         for name, items in sections.items()
     }
     for name, section_rows in rows.items():
+        check = CHECKS[name]
         for index, row in enumerate(section_rows):
             _fill_required(name, row)
-            CHECKS[name](row, f"{name}[{index}].")
+            check(row, f"{name}[{index}].")
     _as_history(rows["edits"])
     _check_graph(rows)
     conversation_id = (
@@ -338,66 +515,169 @@ async def import_conversation(
         if preserve_ids and meta.get("id")
         else uuid.uuid4()
     )
-    if preserve_ids:
-        await _refuse_taken_ids(session, [conversation_id, *reader.everything.values()])
-    utterances = rows["utterances"]
-    conversation = Conversation(
-        id=conversation_id,
-        owner_id=actor.user_id,
-        total_utterances=len(utterances),
-        total_words=sum(word_count(row.get("text")) for row in utterances),
+    deferred = {name: _deferred_columns(rows[name], columns) for name, columns in DEFERRED.items()}
+    return _Prepared(
+        conversation_id=conversation_id,
+        conversation_values=conversation_values,
+        sections={
+            name: _records(name, section_rows, conversation_id)
+            for name, section_rows in rows.items()
+        },
+        stored_ids=[conversation_id, *reader.everything.values()],
+        id_map={reference: str(value) for reference, value in reader.everything.items()},
+        total_utterances=len(rows["utterances"]),
+        total_words=sum(word_count(row.get("text")) for row in rows["utterances"]),
         total_nodes=len(rows["nodes"]),
-        **conversation_values,
+        deferred=deferred,
     )
-    session.add(conversation)
-    try:
-        await session.flush()
-    except DBAPIError as error:
-        located = _at_path(error, "conversation.")
-        if located is None:
-            raise
-        raise located from error
-    await lock_conversation(session, conversation.id, actor.user_id)
-    # Self references go in after every row exists.
-    deferred = {
-        "utterances": ("node_id",),
-        "nodes": ("parent_id", "predecessor_id", "successor_id"),
-        "clusters": ("parent_cluster_id",),
+
+
+def _deferred_columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dict[str, list[Any]]:
+    """The rows that carry a self reference, column by column (for one `unnest` update), taken out
+    of the rows so that the `COPY` leaves them null."""
+    changes: dict[str, list[Any]] = {"id": [], **{column: [] for column in columns}}
+    for row in rows:
+        values = [row.pop(column, None) for column in columns]
+        if any(value is not None for value in values):
+            changes["id"].append(row["id"])
+            for column, value in zip(columns, values, strict=True):
+                changes[column].append(value)
+    return changes
+
+
+def _records(section: str, rows: list[dict[str, Any]], conversation_id: uuid.UUID) -> _Section:
+    """The section's rows as `COPY` records. A column a row leaves out gets the column's default:
+    rows are grouped by the columns with a server default they carry (usually one group)."""
+    table = MODELS[section].__table__
+    defaulted = {column.key for column in table.columns if column.server_default is not None}
+    later = set(DEFERRED.get(section, ()))
+    present: set[str] = set()
+    for row in rows:
+        row["conversation_id"] = conversation_id
+        if row.get("created_at") is None:
+            row.pop("created_at", None)
+        if section == "nodes":
+            row.setdefault("chunk_ids", [])
+        if section == "clusters":
+            row.setdefault("node_ids", [])
+        present.update(row)
+    plain = sorted(present - defaulted - later)
+    optional = sorted(defaulted)
+    encoders = {
+        column.key: encoder
+        for column in table.columns
+        if (encoder := _json_encoder(column.type)) is not None
     }
-    for name in ("utterances", "nodes", "relationships", "clusters", "edits"):
-        later = deferred.get(name, ())
-        batch = [
-            {
-                "conversation_id": conversation.id,
-                **{key: value for key, value in row.items() if key not in later},
-            }
-            for row in rows[name]
-        ]
-        if name == "nodes":
-            for row in batch:
-                row.setdefault("chunk_ids", [])
-        if name == "clusters":
-            for row in batch:
-                row.setdefault("node_ids", [])
-        if batch:
-            await _insert_section(session, name, batch)
-    for name, columns in deferred.items():
-        model = MODELS[name]
-        changes = [
-            {"row_id": row["id"], **{column: row.get(column) for column in columns}}
-            for row in rows[name]
-            if any(row.get(column) is not None for column in columns)
-        ]
-        if changes:
-            await session.execute(
-                update(model.__table__)
-                .where(model.__table__.c.id == bindparam("row_id"))
-                .values({column: bindparam(column) for column in columns}),
-                changes,
-            )
-    await session.flush()
-    mapping = {reference: value for reference, value in reader.everything.items()}
-    return conversation, mapping
+    prepared = _Section(section, rows)
+    json_positions_of: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
+    for index, row in enumerate(rows):
+        columns = (*plain, *(key for key in optional if key in row))
+        json_positions = json_positions_of.get(columns)
+        if json_positions is None:
+            json_positions = json_positions_of[columns] = [
+                (position, encoders[name])
+                for position, name in enumerate(columns)
+                if name in encoders
+            ]
+        record = tuple(map(row.get, columns))
+        if json_positions:
+            values = list(record)
+            for position, encode in json_positions:
+                values[position] = encode(values[position])
+            record = tuple(values)
+        prepared.groups.setdefault(columns, []).append((index, record))
+    return prepared
+
+
+def _json_encoder(kind: Any) -> Callable[[Any], Any] | None:
+    """How a jsonb value goes into a binary `COPY` record: the engine's connections take jsonb as
+    JSON text (SQLAlchemy's codec); asyncpg encodes every other type itself (None)."""
+    if isinstance(kind, JSONB):
+        return lambda value: None if value is None else json.dumps(value)
+    if isinstance(kind, ARRAY) and isinstance(kind.item_type, JSONB):
+        return lambda value: None if value is None else [json.dumps(item) for item in value]
+    return None
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, in the session's transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def _copy_section(session: AsyncSession, driver: Any, section: _Section) -> None:
+    """Writes the section with `COPY`, `COPY_ROWS` rows per statement, each in a savepoint. When
+    PostgreSQL refuses a statement, its rows are inserted one at a time to find the one refused,
+    so that the error names its document path."""
+    table = MODELS[section.name].__table__.name
+    for columns, records in section.groups.items():
+        for start in range(0, len(records), COPY_ROWS):
+            chunk = records[start : start + COPY_ROWS]
+            try:
+                async with session.begin_nested():
+                    await session.connection()  # emits the SAVEPOINT before the driver's COPY
+                    await driver.copy_records_to_table(
+                        table, records=[record for _, record in chunk], columns=columns
+                    )
+            except (
+                asyncpg.exceptions.IntegrityConstraintViolationError,
+                asyncpg.exceptions.DataError,
+            ):
+                await _locate(session, section, [index for index, _ in chunk])
+                raise
+
+
+async def _locate(session: AsyncSession, section: _Section, indexes: list[int]) -> None:
+    """Inserts the rows at `indexes` one at a time, each in a savepoint, and raises the typed error
+    of the first one PostgreSQL refuses (a refused id stays unattributed: `_refuse_taken_ids`)."""
+    model = MODELS[section.name]
+    for index in indexes:
+        try:
+            async with session.begin_nested():
+                await _insert(session, model, [dict(section.rows[index])])
+        except DBAPIError as error:
+            mapped = from_database_error(error)
+            if mapped is None:
+                raise
+            if mapped.field == "id" and mapped.code is ErrorCode.DUPLICATE:
+                raise mapped from error
+            located = _at_path(error, f"{section.name}[{index}].")
+            if located is None:
+                raise
+            raise located from error
+
+
+async def _set_references(
+    session: AsyncSession, section: str, columns: dict[str, list[Any]]
+) -> None:
+    """One `UPDATE ... FROM unnest(...)` setting the self references of a table's new rows."""
+    table = MODELS[section].__table__.name
+    names = [name for name in columns if name != "id"]
+    uuids = ARRAY(UUID(as_uuid=True))
+    statement = text(
+        f"UPDATE {table} SET {', '.join(f'{name} = v.{name}' for name in names)} "
+        f"FROM unnest({', '.join(f':{name}' for name in columns)}) "
+        f"AS v({', '.join(columns)}) WHERE {table}.id = v.id"
+    ).bindparams(*(bindparam(name, type_=uuids) for name in columns))
+    await session.execute(statement, columns)
+
+
+def _lists_of(prepared: _Prepared) -> list[list[Any]]:
+    lists: list[list[Any]] = []
+    for section in prepared.sections.values():
+        lists.extend(section.groups.values())
+        lists.append(section.rows)
+    return lists
+
+
+async def _release(lists: list[list[Any]]) -> None:
+    """Empties the lists a slice at a time: dropping 10^5 rows at once would hold the event loop
+    for as long as it takes to free a million objects."""
+    for items in lists:
+        while items:
+            del items[-COPY_ROWS:]
+            await asyncio.sleep(0)
 
 
 async def _refuse_taken_ids(session: AsyncSession, ids: list[uuid.UUID]) -> None:
@@ -454,44 +734,21 @@ def _at_path(error: DBAPIError, path: str) -> UserFacingError | None:
     return mapped
 
 
-async def _insert_section(session: AsyncSession, section: str, batch: list[dict[str, Any]]) -> None:
-    """Inserts a section's rows; when PostgreSQL refuses the batch, finds the row it refused so the
-    error names its document path. The search (one row at a time, each in a savepoint) runs only
-    on failure; a refused id stays unattributed (see `_refuse_taken_ids`)."""
-    try:
-        async with session.begin_nested():
-            await _insert(session, MODELS[section], batch)
-    except DBAPIError as error:
-        mapped = from_database_error(error)
-        if mapped is None:
-            raise
-        if mapped.field == "id" and mapped.code is ErrorCode.DUPLICATE:
-            raise mapped from error
-        for index, row in enumerate(batch):
-            try:
-                async with session.begin_nested():
-                    await _insert(session, MODELS[section], [row])
-            except DBAPIError as row_error:
-                located = _at_path(row_error, f"{section}[{index}].")
-                if located is None:
-                    raise
-                raise located from row_error
-        raise mapped from error
-
-
 def _fill_required(section: str, row: dict[str, Any]) -> None:
     """Server defaults apply to absent keys only when every row of the batch lacks them; give
     the columns a document may leave out their defaults explicitly."""
-    defaults: dict[str, dict[str, Any]] = {
-        "nodes": {"node_type": "conversational_thread", "level": 1, "children_ids": []},
-        "relationships": {"strength": 1.0, "confidence": 1.0, "is_bidirectional": False},
-        "clusters": {"auto_generated": True, "child_cluster_ids": []},
-        "edits": {"user_confidence": 1.0, "exported_for_training": False},
-        "utterances": {"language": "en"},
-    }
-    for key, value in defaults.get(section, {}).items():
+    for key, value in DEFAULTS[section].items():
         if row.get(key) is None:
-            row[key] = value
+            row[key] = list(value) if isinstance(value, list) else value
+
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "nodes": {"node_type": "conversational_thread", "level": 1, "children_ids": []},
+    "relationships": {"strength": 1.0, "confidence": 1.0, "is_bidirectional": False},
+    "clusters": {"auto_generated": True, "child_cluster_ids": []},
+    "edits": {"user_confidence": 1.0, "exported_for_training": False},
+    "utterances": {"language": "en"},
+}
 
 
 async def _insert(session: AsyncSession, model: Any, batch: list[dict[str, Any]]) -> None:
@@ -509,33 +766,10 @@ async def _insert(session: AsyncSession, model: Any, batch: list[dict[str, Any]]
 
 
 def _check_graph(rows: dict[str, list[dict[str, Any]]]) -> None:
-    """The consistency rules a hand-made document could break."""
+    """The consistency rules a hand-made document could break, each checked in one pass."""
     nodes = {row["id"]: (index, row) for index, row in enumerate(rows["nodes"])}
-    for node_id, (index, row) in nodes.items():
-        seen = {node_id}
-        parent = row.get("parent_id")
-        while parent is not None:
-            if parent in seen:
-                raise InvalidInput(
-                    "The node hierarchy loops.",
-                    field=f"nodes[{index}].parentId",
-                    code=ErrorCode.CYCLE,
-                )
-            seen.add(parent)
-            parent = nodes[parent][1].get("parent_id")
-    # children_ids follow parent_id; the document's order is kept where it agrees.
-    for node_id, (_index, row) in nodes.items():
-        children = [
-            child
-            for child in row.get("children_ids") or []
-            if nodes.get(child, (0, {}))[1].get("parent_id") == node_id
-        ]
-        children += [
-            other
-            for other, (_i, other_row) in nodes.items()
-            if other_row.get("parent_id") == node_id and other not in children
-        ]
-        row["children_ids"] = children
+    _refuse_loops(nodes, "parent_id", "The node hierarchy loops.", "nodes[{index}].parentId")
+    _children_follow_parents(nodes, "parent_id", "children_ids")
     # The chain follows predecessor_id.
     successors: dict[uuid.UUID, uuid.UUID] = {}
     for node_id, (index, row) in nodes.items():
@@ -551,30 +785,13 @@ def _check_graph(rows: dict[str, list[dict[str, Any]]]) -> None:
     for node_id, (_index, row) in nodes.items():
         row["successor_id"] = successors.get(node_id)
     clusters = {row["id"]: (index, row) for index, row in enumerate(rows["clusters"])}
-    for cluster_id, (index, row) in clusters.items():
-        seen = {cluster_id}
-        parent = row.get("parent_cluster_id")
-        while parent is not None:
-            if parent in seen:
-                raise InvalidInput(
-                    "The cluster hierarchy loops.",
-                    field=f"clusters[{index}].parentClusterId",
-                    code=ErrorCode.CYCLE,
-                )
-            seen.add(parent)
-            parent = clusters[parent][1].get("parent_cluster_id")
-    for cluster_id, (_index, row) in clusters.items():
-        children = [
-            c
-            for c in row.get("child_cluster_ids") or []
-            if clusters.get(c, (0, {}))[1].get("parent_cluster_id") == cluster_id
-        ]
-        children += [
-            other
-            for other, (_i, other_row) in clusters.items()
-            if other_row.get("parent_cluster_id") == cluster_id and other not in children
-        ]
-        row["child_cluster_ids"] = children
+    _refuse_loops(
+        clusters,
+        "parent_cluster_id",
+        "The cluster hierarchy loops.",
+        "clusters[{index}].parentClusterId",
+    )
+    _children_follow_parents(clusters, "parent_cluster_id", "child_cluster_ids")
     for index, row in enumerate(rows["clusters"]):
         members = row.get("node_ids") or []
         if len(set(members)) != len(members):
@@ -601,9 +818,44 @@ def _check_graph(rows: dict[str, list[dict[str, Any]]]) -> None:
             row["node_id"] = listed_by
         elif listed_by is None:
             node = nodes[claimed][1]
-            node["utterance_ids"] = [*(node.get("utterance_ids") or []), row["id"]]
+            if node.get("utterance_ids") is None:
+                node["utterance_ids"] = []
+            node["utterance_ids"].append(row["id"])
         elif listed_by != claimed:
             raise InvalidInput(
                 "nodeId names a node whose utteranceIds do not list this utterance.",
                 field=f"utterances[{index}].nodeId",
             )
+
+
+def _refuse_loops(
+    table: dict[uuid.UUID, tuple[int, dict[str, Any]]], parent: str, message: str, path: str
+) -> None:
+    """Refuses a hierarchy with a cycle, naming the first row (in document order) whose chain of
+    parents loops. Each row is walked once: a walk stops at a row already known to reach a root."""
+    reaches_root: set[uuid.UUID] = set()
+    for row_id, (index, _row) in table.items():
+        walked: list[uuid.UUID] = []
+        on_walk: set[uuid.UUID] = set()
+        current: uuid.UUID | None = row_id
+        while current is not None and current not in reaches_root:
+            if current in on_walk:
+                raise InvalidInput(message, field=path.format(index=index), code=ErrorCode.CYCLE)
+            walked.append(current)
+            on_walk.add(current)
+            current = table[current][1].get(parent)
+        reaches_root.update(walked)
+
+
+def _children_follow_parents(
+    table: dict[uuid.UUID, tuple[int, dict[str, Any]]], parent: str, children: str
+) -> None:
+    """Each row's children array lists exactly the rows whose parent it is: in the document's
+    order where the document lists them, then the others in document order."""
+    below: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row_id, (_index, row) in table.items():
+        parent_id = row.get(parent)
+        if parent_id is not None:
+            below.setdefault(parent_id, []).append(row_id)
+    for row_id, (_index, row) in table.items():
+        row[children] = in_listed_order(row.get(children), below.get(row_id, []))
