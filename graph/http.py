@@ -46,6 +46,7 @@ from graph.auth import ANONYMOUS, AuthenticationError, Authenticator, Viewer, is
 from graph.graphiql import offline_graphiql_html
 from graph.limits import limit_extensions
 from graph.masking import MaskUnexpectedErrors, new_error_id
+from graph.storable import RefuseUnstorableInput
 
 logger = logging.getLogger("lct.http")
 
@@ -294,7 +295,7 @@ def security_extensions(settings: Settings) -> list[Callable[[], SchemaExtension
     def masking() -> SchemaExtension:
         return MaskUnexpectedErrors(settings.statement_timeout_ms)
 
-    return [*limit_extensions(settings), RequireViewerForMutations, masking]
+    return [*limit_extensions(settings), RequireViewerForMutations, RefuseUnstorableInput, masking]
 
 
 class SecureGraphQL(GraphQL[Any, Any]):
@@ -359,7 +360,7 @@ class SecureGraphQL(GraphQL[Any, Any]):
     async def parse_http_body(self, request: Any) -> Any:
         data = await super().parse_http_body(request)
         for item in data if isinstance(data, list) else [data]:
-            size = len((item.query or "").encode())
+            size = len((item.query or "").encode(errors="surrogatepass"))
             if size > self.settings.max_query_bytes:
                 raise HTTPException(
                     413,
