@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from asyncpg.exceptions import ConnectionDoesNotExistError
+from asyncpg.exceptions import ConnectionDoesNotExistError, InterfaceError
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -69,8 +69,11 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(link, ConnectionDoesNotExistError | ConnectionError | PoolTimeout):
             return True
-        # connecting failed: refused, unreachable, timed out
-        if isinstance(link, OSError | TimeoutError) and not isinstance(link, FileNotFoundError):
+        # asyncpg on a connection that died under it (while being set up, say)
+        if isinstance(link, InterfaceError) and "connection is closed" in str(link):
+            return True
+        # connecting failed: refused, unreachable, no socket file (a restart), timed out
+        if isinstance(link, OSError | TimeoutError):
             return True
     return False
 
