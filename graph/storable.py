@@ -27,6 +27,7 @@ from graphql import (
     DirectiveNode,
     DocumentNode,
     FieldNode,
+    FloatValueNode,
     GraphQLError,
     ListValueNode,
     Node,
@@ -95,8 +96,8 @@ def unstorable_literals(document: DocumentNode) -> Iterator[tuple[str, str]]:
             argument = node.name.value
         elif isinstance(node, ObjectFieldNode):
             argument = f"{argument}.{node.name.value}"
-        elif isinstance(node, StringValueNode):
-            found = problem(node.value)
+        elif isinstance(node, StringValueNode | FloatValueNode):
+            found = problem(node.value if isinstance(node, StringValueNode) else float(node.value))
             if found:
                 yield f"{field}({argument})", found
             return
