@@ -156,6 +156,19 @@ class RefuseUnstorableInput(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
+        viewer_problem = problem(getattr(context.context, "viewer_id", None))
+        if viewer_problem:  # a signed token whose `sub` no user id can be
+            context.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        f"The token's subject (`sub`) holds {viewer_problem}: not a user id.",
+                        extensions={"code": "UNAUTHENTICATED"},
+                    )
+                ],
+            )
+            yield
+            return
         found: list[tuple[str, str]] = []
         if context.graphql_document is not None:
             found.extend(unstorable_literals(context.graphql_document))

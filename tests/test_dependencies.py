@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from db.settings import PROJECT_ROOT
 
@@ -80,3 +84,27 @@ def test_test_imports_are_dependencies() -> None:
     _, development = declared()
     files = [*python_files("tests", "bench"), PROJECT_ROOT / "manage.py"]
     assert undeclared(files, development) == []
+
+
+def test_the_lock_matches_pyproject() -> None:
+    import manage
+
+    assert manage.DIGEST_LINE in manage.check_lock()
+
+
+def test_a_lock_that_does_not_match_is_refused(tmp_path: Path, monkeypatch: Any) -> None:
+    import manage
+
+    shutil.copy(PROJECT_ROOT / "requirements.lock", tmp_path / "requirements.lock")
+    pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
+    added = pyproject.replace(
+        "dependencies = [\n", 'dependencies = [\n    "not-in-the-lock>=1",\n', 1
+    )
+    assert added != pyproject
+    (tmp_path / "pyproject.toml").write_text(added)
+    monkeypatch.setattr(manage, "ROOT", tmp_path)
+    monkeypatch.setattr(manage, "LOCK", tmp_path / "requirements.lock")
+    with pytest.raises(SystemExit) as refused:
+        manage.check_lock()
+    message = str(refused.value)
+    assert "not-in-the-lock" in message and "python3 manage.py lock" in message

@@ -112,3 +112,24 @@ async def test_infinity_in_a_json_value(client: httpx.AsyncClient) -> None:
     literal = "mutation { importConversation(document: {x: 1e999}) { __typename } }"
     response = await post(client, literal, {})
     assert refusals(response) == [("BAD_USER_INPUT", "importConversation(document.x)")]
+
+
+async def test_a_token_subject_with_a_nul_is_not_a_user(database_url: Any) -> None:
+    from tests.conftest import LiveServer, server_settings
+    from tests.security.conftest import AUDIENCE, ISSUER, SECRET, token
+
+    server = LiveServer(
+        server_settings(database_url, jwt_secret=SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+    )
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            response = await client.post(
+                "/graphql",
+                json={"query": LIST, "variables": {}},
+                headers={"Authorization": "Bearer " + token("alice\x00")},
+            )
+    finally:
+        await server.stop()
+    assert response.status_code == 401, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
