@@ -35,10 +35,10 @@ from graph.schema import schema as strawberry_schema
 from tests.conftest import LiveServer, alembic_config, asyncpg_dsn, server_settings
 
 # The whole fuzz (queries and mutations) stays within this many seconds of CI time.
-BUDGET_SECONDS = float(os.environ.get("LCT_FUZZ_SECONDS", "100"))
+BUDGET_SECONDS = float(os.environ.get("LCT_FUZZ_SECONDS", "120"))
 ROUND_EXAMPLES = 50
 # A floor that catches a fuzz that stopped reaching the server; a free CI machine serves thousands.
-MIN_DOCUMENTS = 200
+MIN_DOCUMENTS = 100
 VIEWER = "local-developer"  # development mode: every request acts as this user
 ID_TABLES = (
     "conversations",
@@ -55,6 +55,14 @@ ID_TABLES = (
 class Target:
     url: str
     ids: list[str]
+    document: dict[str, Any]  # an export, so that imports get past the document's shape
+
+
+EXPORT = """
+query Export($id: ID!) {
+  conversationExport(id: $id) { __typename ... on ConversationExport { document } }
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,9 @@ async def target(database_factory: Any) -> AsyncIterator[Target]:
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
+        small = await generate_conversation(
+            connection, nodes=2, seed=9, owner_id=VIEWER, utterances_per_node=1
+        )
         for seed, owner, visibility in (
             (1, VIEWER, "private"),
             (2, VIEWER, "public"),
@@ -87,7 +98,12 @@ async def target(database_factory: Any) -> AsyncIterator[Target]:
         await connection.close()
     server = LiveServer(server_settings(url, statement_timeout_ms=5000))
     await server.start()
-    yield Target(server.url, ids)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post(
+            "/graphql", json={"query": EXPORT, "variables": {"id": str(small)}}
+        )
+    document = response.json()["data"]["conversationExport"]["document"]
+    yield Target(server.url, ids, document)
     await server.stop()
 
 
@@ -153,15 +169,44 @@ DATE_TIMES = st.one_of(
 ).map(string_node)
 
 
-def scalars(known: list[str]) -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
+def altered(document: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """The exported document with one value somewhere in it replaced, or as it is."""
+    paths: list[tuple[Any, ...]] = []
+
+    def collect(value: Any, path: tuple[Any, ...]) -> None:
+        paths.append(path)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                collect(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                collect(item, (*path, index))
+
+    collect(document, ())
+
+    def replace(path: tuple[Any, ...], new: Any) -> Any:
+        copy = json.loads(json.dumps(document))
+        if not path:
+            return copy
+        holder = copy
+        for step in path[:-1]:
+            holder = holder[step]
+        holder[path[-1]] = new
+        return copy
+
+    return st.builds(replace, st.sampled_from(paths[1:] or [()]), JSON_VALUES) | st.just(document)
+
+
+def scalars(known: list[str], document: dict[str, Any]) -> dict[str, Any]:
     ids = ids_strategy(known)
-    return {"ID": ids, "UUID": ids, "DateTime": DATE_TIMES, "JSON": JSON_NODES}
+    json_nodes = JSON_NODES | altered(document).map(json_node)
+    return {"ID": ids, "UUID": ids, "DateTime": DATE_TIMES, "JSON": json_nodes}
 
 
-def documents(known: list[str]) -> st.SearchStrategy[str]:
+def documents(known: list[str], document: dict[str, Any]) -> st.SearchStrategy[str]:
     """One root field per document, the field drawn first so that every field is covered."""
     sdl = graphql.build_schema(strawberry_schema.as_str())
-    custom = scalars(known)
+    custom = scalars(known, document)
     query_fields = sorted(sdl.query_type.fields) if sdl.query_type else []
     mutation_fields = sorted(sdl.mutation_type.fields) if sdl.mutation_type else []
     options: dict[str, Any] = {"custom_scalars": custom, "codec": None}
@@ -204,7 +249,7 @@ def run_fuzz(target: Target) -> tuple[int, float]:
     served = 0
     headers = {"content-type": "application/json"}
     modern = {**headers, "accept": "application/graphql-response+json"}
-    strategy = documents(target.ids)
+    strategy = documents(target.ids, target.document)
     with httpx.Client(base_url=target.url, timeout=60) as client:
 
         @settings(
