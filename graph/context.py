@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable, Row
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.settings import Settings
@@ -63,7 +64,8 @@ class Context:
             try:
                 return await self._fetch(statement, parameters)
             except Exception as error:
-                if not is_unavailable(error):
+                # a pool full for its whole timeout would only make the client wait twice
+                if not is_unavailable(error) or isinstance(error, PoolTimeout):
                     raise
                 logger.warning("read retried on a fresh connection after %r", error)
                 await self._discard_session()
