@@ -1,7 +1,21 @@
-"""Engine and session factories; the app builds one engine in its lifespan, nothing is global."""
+"""Engine and session factories; the app builds one engine in its lifespan, nothing is global.
+
+Every statement runs under the session settings below and the configured statement timeout.
+Connected straight to PostgreSQL, they are sent once per connection, at start-up. Behind a pooler
+in transaction mode (PgBouncer, `LCT_TRANSACTION_POOLING`), consecutive transactions of one
+client connection run on different server connections, so nothing set for a session holds and a
+start-up parameter other than a few PgBouncer knows is refused: there the settings are set with
+`set_config(..., is_local => true)` at the start of every transaction, and prepared statements get
+names of their own and are never cached, since the server connection that prepared one may be
+serving somebody else by the next transaction.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,23 +32,67 @@ from db.settings import Settings, connect_arguments, get_settings, resolve_datab
 SESSION_SETTINGS = {"jit": "off"}
 
 
+def session_settings(settings: Settings) -> dict[str, str]:
+    """The settings every statement runs under."""
+    values = dict(SESSION_SETTINGS)
+    if settings.statement_timeout_ms:
+        values["statement_timeout"] = str(settings.statement_timeout_ms)
+    return values
+
+
+def prepared_statement_name() -> str:
+    return f"__lct_{uuid.uuid4().hex}__"
+
+
+def set_local_statement(values: dict[str, str]) -> str:
+    """One statement that sets `values` for the current transaction only."""
+    calls = ", ".join(
+        f"set_config('{name}', '{value}', true)" for name, value in sorted(values.items())
+    )
+    return f"SELECT {calls}"
+
+
 def create_engine(url: URL | None = None, settings: Settings | None = None) -> AsyncEngine:
-    """An asyncpg engine whose every connection runs under the configured statement timeout."""
+    """An asyncpg engine whose every statement runs under `session_settings`."""
     settings = settings or get_settings()
     url = url or resolve_database_url(settings)
-    arguments = connect_arguments(url)
-    # DATABASE_URL's application_name wins over ours; the statement timeout is always ours.
+    arguments: dict[str, Any] = connect_arguments(url)
+    # DATABASE_URL's application_name wins over ours; the other settings are always ours.
     server_settings = {"application_name": "lct-graph", **arguments.get("server_settings", {})}
-    server_settings.update(SESSION_SETTINGS)
-    if settings.statement_timeout_ms:
-        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
-    return create_async_engine(
+    values = session_settings(settings)
+    if settings.transaction_pooling:
+        arguments.update(
+            statement_cache_size=0,  # asyncpg's own cache
+            prepared_statement_cache_size=0,  # SQLAlchemy's
+            prepared_statement_name_func=prepared_statement_name,
+        )
+    else:
+        server_settings.update(values)
+    engine = create_async_engine(
         url.set(query={}),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
         connect_args={**arguments, "server_settings": server_settings},
     )
+    if settings.transaction_pooling:
+        apply_per_transaction(engine, values)
+    return engine
+
+
+def apply_per_transaction(engine: AsyncEngine, values: dict[str, str]) -> None:
+    statement = set_local_statement(values)
+
+    def begin(connection: Any) -> None:
+        # on the driver's cursor: the statement is not one of the request's own
+        # (graph.app.count_statements), and it opens the driver's transaction itself
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+
+    event.listen(engine.sync_engine, "begin", begin)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1000, ge=1)
     statement_timeout_ms: int = Field(default=15000, ge=0)
     pool_size: int = Field(default=10, ge=1)
+    transaction_pooling: bool = Field(
+        default=False,
+        description="DATABASE_URL is a pooler in transaction mode (PgBouncer): session settings"
+        " are applied per transaction and prepared statements are not kept (db/session.py).",
+    )
     demo: bool = Field(default=True, description="Load the demo conversation on start-up.")
     debug_sql_count: bool = Field(
         default=False,

@@ -34,6 +34,7 @@ from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
 from graph.observability import Observability, RequestMiddleware, current_count
+from graph.masking import unavailable_for_retry
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
 
@@ -103,6 +104,7 @@ class GraphQLView(SecureGraphQL):
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
             if refused and response.status_code == 200:
                 response.status_code = 400
+            unavailable_for_retry(response_data, response)
         return response
 
     def after_response(self, request: Any) -> None:

@@ -6,22 +6,32 @@ a time. Every read therefore goes through `Context.fetch`, which holds `lock` ar
 and the fetching of its rows, so the session is never used by two coroutines at once. The session
 is opened on the first statement (a GraphiQL page load opens none) and closed when the response is
 done (`graph.app.GraphQLView.run`).
+
+A read whose connection died before it returned anything (a failover, `pg_terminate_backend`, an
+idle-connection reaper) is run once more on a fresh connection: reads are safe to repeat, and at
+READ COMMITTED each statement sees its own snapshot anyway. A second failure is reported as the
+outage it is (`graph.masking`: `SERVICE_UNAVAILABLE`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable, Row
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.settings import Settings
+from graph.masking import is_unavailable
 
 if TYPE_CHECKING:
     from graph.loaders import Loaders
     from graph.rendering import RenderBudget
+
+logger = logging.getLogger("lct.context")
 
 
 @dataclass(eq=False)
@@ -48,12 +58,33 @@ class Context:
         self.loaders = Loaders(self)
 
     async def fetch(self, statement: Executable, parameters: Any = None) -> list[Row[Any]]:
-        """Runs one read statement on the request's session and returns all its rows."""
+        """Runs one read statement on the request's session and returns all its rows; retried
+        once on a fresh connection when the connection failed (see the module docstring)."""
         async with self.lock:
-            if self._session is None:
-                self._session = self.session_factory()
-            result = await self._session.execute(statement, parameters)
-            return list(result.all())
+            try:
+                return await self._fetch(statement, parameters)
+            except Exception as error:
+                # a pool full for its whole timeout would only make the client wait twice
+                if not is_unavailable(error) or isinstance(error, PoolTimeout):
+                    raise
+                logger.warning("read retried on a fresh connection after %r", error)
+                await self._discard_session()
+            return await self._fetch(statement, parameters)
+
+    async def _fetch(self, statement: Executable, parameters: Any) -> list[Row[Any]]:
+        if self._session is None:
+            self._session = self.session_factory()
+        result = await self._session.execute(statement, parameters)
+        return list(result.all())
+
+    async def _discard_session(self) -> None:
+        """Drops the session and its connection, which is not given back to the pool."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                await session.invalidate()
+            except Exception as error:  # the connection is gone already
+                logger.debug("discarding a dead session: %r", error)
 
     async def rendering(self, rows: int) -> None:
         """Counts a rendered list, and reserves room for the request's first one.
@@ -88,4 +119,9 @@ class Context:
         async with self.lock:
             if self._session is not None:
                 session, self._session = self._session, None
-                await session.close()
+                try:
+                    await session.close()
+                except Exception as error:  # the response is made; a dead connection is dropped
+                    logger.warning("closing the request's session failed: %r", error)
+                    self._session = session
+                    await self._discard_session()

@@ -54,6 +54,7 @@ from graph.persisted import (
     PersistedDocuments,
     PersistedDocumentsView,
 )
+from graph.storable import RefuseUnstorableInput
 
 logger = logging.getLogger("lct.http")
 
@@ -312,6 +313,7 @@ def security_extensions(settings: Settings) -> list[Callable[[], SchemaExtension
         PersistedDocumentExtension,
         *limit_extensions(settings),
         RequireViewerForMutations,
+        RefuseUnstorableInput,
         masking,
     ]
 
@@ -385,7 +387,7 @@ class SecureGraphQL(PersistedDocumentsView, GraphQL[Any, Any]):
         await jsonbody.parse_ahead(request)  # a large body without holding the event loop
         data = await super().parse_http_body(request)
         for item in data if isinstance(data, list) else [data]:
-            size = len((item.query or "").encode())
+            size = len((item.query or "").encode(errors="surrogatepass"))
             if size > self.settings.max_query_bytes:
                 raise HTTPException(
                     413,

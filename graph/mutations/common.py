@@ -29,6 +29,7 @@ from graph.errors import (
     from_database_error,
     to_graphql,
 )
+from graph.masking import commit
 from graph.services.common import Actor, check_text, check_unit_interval
 
 T = TypeVar("T")
@@ -88,7 +89,7 @@ async def run_mutation(
     async with write_session(info) as session:
         try:
             result = await action(session, actor)
-            await session.commit()
+            await commit(session)
         except UserFacingError as error:
             await session.rollback()
             return to_graphql(error)
