@@ -33,7 +33,7 @@ class Cluster(Node):
     )
     summary: str | None
     key_themes: list[str] | None
-    auto_generated: bool | None = strawberry.field(
+    auto_generated: bool = strawberry.field(
         description="Whether the analysis made the cluster (false: a person did)."
     )
     clustering_algorithm: str | None
@@ -45,8 +45,8 @@ class Cluster(Node):
         " demo data uses CSS hex colours such as `#4e79a7`)."
     )
     icon: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

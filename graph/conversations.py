@@ -20,6 +20,7 @@ from graph.filters import (
     any_of,
 )
 from graph.limits import ESTIMATED_SIZE
+from graph.nodes import MIN_STRENGTH
 from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
 from graph.relay import Node
 from graph.rendering import connection_items_plan, list_items_plan
@@ -162,24 +163,24 @@ class Conversation(Node):
     goals: list[Goal | None] | None = strawberry.field(resolver=_goals)
     goal_progress: JSON | None = strawberry.field(description="Progress towards `goals`.")
     gcs_path: str | None = strawberry.field(description="Where the raw recording is stored.")
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
     deleted_at: datetime | None = strawberry.field(
         description="When it was soft-deleted; null for a live conversation."
     )
     owner_id: str
-    visibility: Visibility | None
+    visibility: Visibility
     shared_with: list[str] | None = strawberry.field(
         resolver=_shared_with,
         description="User ids that may read it when `visibility` is SHARED; null for anyone"
         " but the owner.",
     )
-    total_utterances: int | None
-    total_words: int | None = strawberry.field(
+    total_utterances: int
+    total_words: int = strawberry.field(
         description="Whitespace-separated words over all utterances."
     )
-    total_nodes: int | None
-    total_claims: int | None
+    total_nodes: int
+    total_claims: int
 
     @strawberry.field(
         description="The conversation's nodes, filtered; default order: `timestampStart`."
@@ -291,10 +292,7 @@ class Conversation(Node):
         relationship_type: list[str] | None = None,
         min_strength: Annotated[
             float | None,
-            strawberry.argument(
-                description="Only relationships with `strength` at or above this (inclusive;"
-                " strength runs 0 to 1); relationships without a strength are left out."
-            ),
+            strawberry.argument(description=MIN_STRENGTH),
         ] = None,
         order_by: RelationshipOrderField = RelationshipOrderField.CREATED_AT,
         direction: Direction = Direction.ASC,

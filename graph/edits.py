@@ -57,9 +57,9 @@ class Edit(Node):
     user_comment: str | None
     user_id: str
     user_confidence: float | None = strawberry.field(description="0 to 1, as the editor said.")
-    exported_for_training: bool | None
+    exported_for_training: bool
     training_dataset_id: str | None
-    created_at: datetime | None
+    created_at: datetime
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

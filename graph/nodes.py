@@ -32,8 +32,7 @@ LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
 LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 
 MIN_STRENGTH = (
-    "Only relationships with `strength` at or above this (inclusive; strength runs 0 to 1);"
-    " relationships without a strength are left out."
+    "Only relationships with `strength` at or above this (inclusive; strength runs 0 to 1)."
 )
 
 
@@ -130,23 +129,23 @@ class ThreadNode(Node):
     node_name: str
     summary: str
     key_points: list[str] | None
-    node_type: str | None = strawberry.field(
+    node_type: str = strawberry.field(
         description="What kind of node the analysis made, as free text: `conversational_thread`"
         " unless said otherwise (the demo data calls its most detailed level `utterance_group`)."
     )
-    level: int | None = strawberry.field(
+    level: int = strawberry.field(
         description="Depth in the hierarchy: 1 is the coarsest theme, 5 the most detailed."
     )
     parent_id: strawberry.ID | None = strawberry.field(description="The id of `parent`.")
     children_ids: list[strawberry.ID] | None = strawberry.field(
         description="The ids of `children`, in sibling order."
     )
-    is_bookmark: bool | None
-    is_contextual_progress: bool | None = strawberry.field(
+    is_bookmark: bool
+    is_contextual_progress: bool = strawberry.field(
         description="Whether the node moves the conversation's goals forward."
     )
-    is_tangent: bool | None = strawberry.field(description="Whether the node is a digression.")
-    is_crux: bool | None = strawberry.field(
+    is_tangent: bool = strawberry.field(description="Whether the node is a digression.")
+    is_crux: bool = strawberry.field(
         description="Whether the node is a crux: a point the disagreement turns on."
     )
     predecessor_id: strawberry.ID | None = strawberry.field(
@@ -190,11 +189,11 @@ class ThreadNode(Node):
     canvas_y: int | None = strawberry.field(
         description="The node's top edge on the canvas, in canvas pixels (y grows downwards)."
     )
-    canvas_width: int | None = strawberry.field(
+    canvas_width: int = strawberry.field(
         description="The node's width on the canvas, in canvas pixels: at least 1 when set"
         " through the API, 350 when the node was created without one."
     )
-    canvas_height: int | None = strawberry.field(
+    canvas_height: int = strawberry.field(
         description="The node's height on the canvas, in canvas pixels: at least 1 when set"
         " through the API, 200 when the node was created without one."
     )
@@ -204,8 +203,8 @@ class ThreadNode(Node):
     confidence_score: float | None = strawberry.field(
         description="0 to 1: how sure the analysis is of the node."
     )
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

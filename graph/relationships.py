@@ -33,18 +33,18 @@ class Relationship(Node):
     )
     relationship_subtype: str | None
     explanation: str | None = strawberry.field(description="Why the two nodes are related.")
-    strength: float | None = strawberry.field(description="0 to 1.")
-    confidence: float | None = strawberry.field(
+    strength: float = strawberry.field(description="0 to 1.")
+    confidence: float = strawberry.field(
         description="0 to 1: how sure the analysis is of the relationship."
     )
     supporting_utterance_ids: list[strawberry.ID] | None = strawberry.field(
         description="The ids of `supportingUtterances`."
     )
-    is_bidirectional: bool | None = strawberry.field(
+    is_bidirectional: bool = strawberry.field(
         description="Whether the relationship holds in both directions."
     )
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

@@ -58,8 +58,8 @@ class Utterance(Node):
     platform_metadata: JSON | None = strawberry.field(
         description="Free-form, per platform (slack, discord, google_meet, ...)."
     )
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

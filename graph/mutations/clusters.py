@@ -7,14 +7,17 @@ from typing import Annotated, Any
 
 import strawberry
 
+from db.models import Cluster
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import ClusterType, cluster_out
 from graph.mutations.common import (
     aware,
+    inherit_descriptions,
     parse_id,
     parse_ids,
     parse_optional_id,
     provided,
+    refuse_cleared,
     run_mutation,
 )
 from graph.services import clusters
@@ -57,12 +60,12 @@ def _values(data: ClusterFieldsInput) -> dict[str, Any]:
         data,
         exclude=("id", "expected_updated_at", "conversation_id", "node_ids", "parent_cluster_id"),
     )
-    for key, field in (("cluster_name", "clusterName"), ("level", "level")):
-        if key in values and values[key] is None:
-            from graph.errors import ErrorCode, InvalidInput
-
-            raise InvalidInput(f"{field} cannot be cleared.", field=field, code=ErrorCode.REQUIRED)
+    refuse_cleared(values, Cluster)
     return values
+
+
+for _input in (CreateClusterInput, UpdateClusterInput):
+    inherit_descriptions(_input, ClusterType)
 
 
 @strawberry.type

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 import strawberry
@@ -50,12 +51,51 @@ def parse_ids(values: list[Any] | None, field: str) -> list[uuid.UUID]:
 
 
 def provided(data: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The fields of a strawberry input the client actually sent, keyed by column name."""
+    """The fields of a strawberry input the client actually sent, keyed by column name, as the
+    database stores them (see `stored`)."""
     return {
-        item.name: getattr(data, item.name)
+        item.name: stored(getattr(data, item.name))
         for item in fields(data)
         if item.name not in exclude and getattr(data, item.name) is not strawberry.UNSET
     }
+
+
+def stored(value: Any) -> Any:
+    """An input value as a column holds it: the one place enum members become the database's
+    lower-case text and typed input objects (`SpeakerInfoInput`, ...) become the JSONB objects
+    their output types are read from, keyed by snake_case name with unsent fields left out."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [stored(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return provided(value)
+    return value
+
+
+def refuse_cleared(values: dict[str, Any], model: Any, prefix: str = "") -> None:
+    """A null sent for a column the database never leaves empty (NOT NULL in `model`) is refused
+    with REQUIRED, naming the field; omit a field to leave it as it is."""
+    columns = model.__table__.columns
+    for key, value in values.items():
+        if value is None and key in columns and not columns[key].nullable:
+            raise InvalidInput(
+                f"{camel(key)} cannot be cleared.",
+                field=prefix + camel(key),
+                code=ErrorCode.REQUIRED,
+            )
+
+
+def inherit_descriptions(input_type: type, output_type: type) -> None:
+    """Gives an input type's fields that have no description of their own the description of the
+    output type's field of the same name, so that each field's meaning is written once."""
+    described = {
+        field.python_name: field.description
+        for field in output_type.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    }
+    for field in input_type.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        if field.description is None and described.get(field.python_name):
+            field.description = described[field.python_name]
 
 
 def aware(value: datetime | None, field: str) -> datetime | None:
@@ -112,9 +152,12 @@ def write_session(info: Any) -> Any:
 __all__ = [
     "ErrorCode",
     "aware",
+    "inherit_descriptions",
     "parse_id",
     "parse_ids",
     "parse_optional_id",
     "provided",
+    "refuse_cleared",
     "run_mutation",
+    "stored",
 ]

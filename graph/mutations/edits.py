@@ -12,6 +12,7 @@ from graph.errors import ConflictError, ForbiddenError, NotFoundError, Validatio
 from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
 from graph.mutations.common import (
     aware,
+    inherit_descriptions,
     parse_id,
     parse_optional_id,
     provided,
@@ -50,6 +51,9 @@ class RecordApiCallInput:
     latency_ms: int | None = None
     error_message: str | None = None
     request_id: str | None = None
+
+
+inherit_descriptions(RecordApiCallInput, ApiCallType)
 
 
 @strawberry.type

@@ -7,9 +7,18 @@ from typing import Annotated, Any
 
 import strawberry
 
+from db.models import Relationship
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import RelationshipType, relationship_out
-from graph.mutations.common import aware, parse_id, parse_ids, provided, run_mutation
+from graph.mutations.common import (
+    aware,
+    inherit_descriptions,
+    parse_id,
+    parse_ids,
+    provided,
+    refuse_cleared,
+    run_mutation,
+)
 from graph.services import relationships
 
 
@@ -45,16 +54,12 @@ def _values(data: RelationshipFieldsInput) -> dict[str, Any]:
         values["supporting_utterance_ids"] = parse_ids(
             values["supporting_utterance_ids"], "supportingUtteranceIds"
         )
-    for key, field in (
-        ("relationship_type", "relationshipType"),
-        ("strength", "strength"),
-        ("confidence", "confidence"),
-    ):
-        if key in values and values[key] is None:
-            from graph.errors import ErrorCode, InvalidInput
-
-            raise InvalidInput(f"{field} cannot be cleared.", field=field, code=ErrorCode.REQUIRED)
+    refuse_cleared(values, Relationship)
     return values
+
+
+for _input in (CreateRelationshipInput, UpdateRelationshipInput):
+    inherit_descriptions(_input, RelationshipType)
 
 
 @strawberry.type
