@@ -13,7 +13,7 @@ from graph.context import Context
 from graph.enums import DialogueType, RelationshipDirection
 from graph.filters import RelationshipFilter, any_of
 from graph.limits import ESTIMATED_SIZE
-from graph.relay import Node
+from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.scalars import JSON
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ MIN_STRENGTH = (
 
 @strawberry.type(description="Another speaker's share of a node.")
 class SecondarySpeaker:
-    speaker_id: str | None
+    speaker_id: str | None = strawberry.field(
+        description="The speaker id (the `speakerId` of their utterances)."
+    )
     percentage: float | None = strawberry.field(
         description="This speaker's share of the node, in percent (as `contributionPercentage` is"
         " for the primary speaker)."
@@ -48,24 +50,28 @@ class SecondarySpeaker:
 @strawberry.type(description="Who speaks in a node (`speakerInfo`).")
 class SpeakerInfo:
     primary_speaker: str | None = strawberry.field(description="The speaker id who says most.")
-    speaker_name: str | None
+    speaker_name: str | None = strawberry.field(description="The primary speaker's display name.")
     contribution_percentage: float | None = strawberry.field(
         description="The primary speaker's share of the node, in percent."
     )
-    secondary_speakers: list[SecondarySpeaker] | None
+    secondary_speakers: list[SecondarySpeaker] | None = strawberry.field(
+        description="The other speakers, with their shares."
+    )
 
 
 @strawberry.type(description="A change of speaker inside a node (`speakerTransitions[]`).")
 class SpeakerTransition:
-    from_speaker: str | None
-    to_speaker: str | None
+    from_speaker: str | None = strawberry.field(description="The speaker id before the change.")
+    to_speaker: str | None = strawberry.field(description="The speaker id after the change.")
     utterance_index: int | None = strawberry.field(
         description="Where in the node's utterances the change happens."
     )
     transition_type: str | None = strawberry.field(
         description="question_answer, interruption, handoff or agreement."
     )
-    context_snippet: str | None
+    context_snippet: str | None = strawberry.field(
+        description="A few words around the change, as the analysis quoted them."
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -125,10 +131,10 @@ def _speaker_transitions(root: ThreadNode) -> list[SpeakerTransition] | None:
     " interface)."
 )
 class ThreadNode(Node):
-    conversation_id: strawberry.ID
+    conversation_id: strawberry.ID = strawberry.field(description="The id of `conversation`.")
     node_name: str
     summary: str
-    key_points: list[str] | None
+    key_points: list[str] | None = strawberry.field(description="The node's main points, in order.")
     node_type: str = strawberry.field(
         description="What kind of node the analysis made, as free text: `conversational_thread`"
         " unless said otherwise (the demo data calls its most detailed level `utterance_group`)."
@@ -140,7 +146,7 @@ class ThreadNode(Node):
     children_ids: list[strawberry.ID] | None = strawberry.field(
         description="The ids of `children`, in sibling order."
     )
-    is_bookmark: bool
+    is_bookmark: bool = strawberry.field(description="Whether a person bookmarked the node.")
     is_contextual_progress: bool = strawberry.field(
         description="Whether the node moves the conversation's goals forward."
     )
@@ -164,15 +170,21 @@ class ThreadNode(Node):
     speaker_transitions: list[SpeakerTransition] | None = strawberry.field(
         resolver=_speaker_transitions
     )
-    dialogue_type: DialogueType | None
-    claim_ids: list[uuid.UUID] | None
+    dialogue_type: DialogueType | None = strawberry.field(
+        description="How many people speak in the node; null when the analysis did not say."
+    )
+    claim_ids: list[uuid.UUID] | None = strawberry.field(
+        description="The claims made in the node (claims have no object type yet)."
+    )
     timestamp_start: float | None = strawberry.field(
         description="Seconds from the start of the conversation."
     )
     timestamp_end: float | None = strawberry.field(
         description="Seconds from the start of the conversation."
     )
-    duration_seconds: float | None
+    duration_seconds: float | None = strawberry.field(
+        description="How long the node lasts, in seconds, as the analysis delivered it."
+    )
     cluster_info: JSON | None = strawberry.field(
         description="Free-form JSON about the node's clustering, stored as delivered (the demo"
         " data holds `{cluster_id, cluster_name}`). The API does not keep it in step with"
@@ -203,8 +215,8 @@ class ThreadNode(Node):
     confidence_score: float | None = strawberry.field(
         description="0 to 1: how sure the analysis is of the node."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description=CREATED_AT)
+    updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

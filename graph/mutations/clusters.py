@@ -18,6 +18,7 @@ from graph.mutations.common import (
     parse_optional_id,
     provided,
     refuse_cleared,
+    result_union,
     run_mutation,
 )
 from graph.services import clusters
@@ -79,15 +80,17 @@ class DeleteClusterPayload:
 
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-ClusterResult = Annotated[ClusterPayload | Errors, strawberry.union("ClusterResult")]
+ClusterResult = Annotated[ClusterPayload | Errors, result_union("ClusterResult", "ClusterPayload")]
 DeleteClusterResult = Annotated[
-    DeleteClusterPayload | Errors, strawberry.union("DeleteClusterResult")
+    DeleteClusterPayload | Errors, result_union("DeleteClusterResult", "DeleteClusterPayload")
 ]
 
 
 @strawberry.type
 class ClusterMutations:
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="A new cluster of nodes of one conversation, under `parentClusterId` if given."
+    )
     async def create_cluster(
         self,
         info: strawberry.Info,
@@ -108,7 +111,7 @@ class ClusterMutations:
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Changes the fields sent; each changed field is logged.")
     async def update_cluster(
         self,
         info: strawberry.Info,

@@ -144,6 +144,17 @@ async def run_mutation(
     return result
 
 
+def result_union(name: str, payload: str) -> Any:
+    """A mutation's result union: its payload type and the error types, documented once."""
+    return strawberry.union(
+        name,
+        description=f"`{payload}` when it worked; otherwise an error type, every one of which"
+        " implements `UserError`. Select `... on UserError { message code }` next to the types"
+        " you handle: an error type added to this union later implements it too, so a client"
+        " built today still reads its message.",
+    )
+
+
 def write_session(info: Any) -> Any:
     """A session of its own for the mutation, from the request context's factory."""
     return info.context.session_factory()
@@ -158,6 +169,7 @@ __all__ = [
     "parse_optional_id",
     "provided",
     "refuse_cleared",
+    "result_union",
     "run_mutation",
     "stored",
 ]

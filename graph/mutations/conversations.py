@@ -31,6 +31,7 @@ from graph.mutations.common import (
     parse_id,
     provided,
     refuse_cleared,
+    result_union,
     run_mutation,
 )
 from graph.scalars import UUID
@@ -194,19 +195,26 @@ class ConversationExport:
 
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-ConversationResult = Annotated[ConversationPayload | Errors, strawberry.union("ConversationResult")]
+ConversationResult = Annotated[
+    ConversationPayload | Errors, result_union("ConversationResult", "ConversationPayload")
+]
 PurgeConversationResult = Annotated[
-    PurgeConversationPayload | Errors, strawberry.union("PurgeConversationResult")
+    PurgeConversationPayload | Errors,
+    result_union("PurgeConversationResult", "PurgeConversationPayload"),
 ]
 AppendUtterancesResult = Annotated[
-    AppendUtterancesPayload | Errors, strawberry.union("AppendUtterancesResult")
+    AppendUtterancesPayload | Errors,
+    result_union("AppendUtterancesResult", "AppendUtterancesPayload"),
 ]
-UtteranceResult = Annotated[UtterancePayload | Errors, strawberry.union("UtteranceResult")]
+UtteranceResult = Annotated[
+    UtterancePayload | Errors, result_union("UtteranceResult", "UtterancePayload")
+]
 ImportConversationResult = Annotated[
-    ImportConversationPayload | Errors, strawberry.union("ImportConversationResult")
+    ImportConversationPayload | Errors,
+    result_union("ImportConversationResult", "ImportConversationPayload"),
 ]
 ConversationExportResult = Annotated[
-    ConversationExport | Errors, strawberry.union("ConversationExportResult")
+    ConversationExport | Errors, result_union("ConversationExportResult", "ConversationExport")
 ]
 
 
@@ -224,7 +232,7 @@ class ConversationMutations:
 
         return await run_mutation(info, action)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Changes the fields sent.")
     async def update_conversation(
         self, info: strawberry.Info, input: UpdateConversationInput
     ) -> ConversationResult:

@@ -16,6 +16,7 @@ from graph.mutations.common import (
     parse_id,
     parse_optional_id,
     provided,
+    result_union,
     run_mutation,
 )
 from graph.services import api_calls, edits
@@ -63,12 +64,12 @@ class ApiCallPayload:
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
 TrainingExportResult = Annotated[
-    TrainingExportPayload | Errors, strawberry.union("TrainingExportResult")
+    TrainingExportPayload | Errors, result_union("TrainingExportResult", "TrainingExportPayload")
 ]
-ApiCallResult = Annotated[ApiCallPayload | Errors, strawberry.union("ApiCallResult")]
+ApiCallResult = Annotated[ApiCallPayload | Errors, result_union("ApiCallResult", "ApiCallPayload")]
 
 
-EditsResult = Annotated[EditsPage | Errors, strawberry.union("EditsResult")]
+EditsResult = Annotated[EditsPage | Errors, result_union("EditsResult", "EditsPage")]
 
 
 @strawberry.type

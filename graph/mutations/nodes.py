@@ -20,6 +20,7 @@ from graph.mutations.common import (
     parse_optional_id,
     provided,
     refuse_cleared,
+    result_union,
     run_mutation,
 )
 from graph.nodes import SecondarySpeaker, SpeakerInfo, SpeakerTransition
@@ -129,12 +130,18 @@ class NodeMoveInput:
     canvas_height: int | None = strawberry.UNSET
 
 
-@strawberry.input
+@strawberry.input(description="Two nodes of one conversation to fold into one.")
 class MergeNodesInput:
-    kept_node_id: strawberry.ID
-    absorbed_node_id: strawberry.ID
-    node_name: str | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
+    kept_node_id: strawberry.ID = strawberry.field(description="The node that stays.")
+    absorbed_node_id: strawberry.ID = strawberry.field(
+        description="The node folded into the kept one; it is deleted."
+    )
+    node_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new name for the kept node; omitted: it stays."
+    )
+    summary: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new summary for the kept node; omitted: it stays."
+    )
     expected_updated_at: datetime | None = strawberry.field(
         default=strawberry.UNSET,
         description="The kept node's `updatedAt` the client last saw; a different one is a "
@@ -142,7 +149,7 @@ class MergeNodesInput:
     )
 
 
-@strawberry.input
+@strawberry.input(description="A node to split, and what its new sibling takes.")
 class SplitNodeInput:
     id: strawberry.ID
     utterance_ids: list[strawberry.ID] = strawberry.field(
@@ -150,8 +157,13 @@ class SplitNodeInput:
     )
     node_name: str = strawberry.field(description="The new node's name.")
     summary: str = strawberry.field(description="The new node's summary.")
-    kept_node_name: str | None = strawberry.UNSET
-    kept_summary: str | None = strawberry.UNSET
+    kept_node_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new name for the original node; omitted: it stays."
+    )
+    kept_summary: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new summary for the original node; omitted: it stays.",
+    )
     expected_updated_at: datetime | None = strawberry.field(
         default=strawberry.UNSET,
         description="The split node's `updatedAt` the client last saw; a different one is a "
@@ -191,10 +203,14 @@ for _input, _output in (
     inherit_descriptions(_input, _output)
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-NodeResult = Annotated[NodePayload | Errors, strawberry.union("NodeResult")]
-NodesResult = Annotated[NodesPayload | Errors, strawberry.union("NodesResult")]
-SplitNodeResult = Annotated[SplitNodePayload | Errors, strawberry.union("SplitNodeResult")]
-DeleteNodeResult = Annotated[DeleteNodePayload | Errors, strawberry.union("DeleteNodeResult")]
+NodeResult = Annotated[NodePayload | Errors, result_union("NodeResult", "NodePayload")]
+NodesResult = Annotated[NodesPayload | Errors, result_union("NodesResult", "NodesPayload")]
+SplitNodeResult = Annotated[
+    SplitNodePayload | Errors, result_union("SplitNodeResult", "SplitNodePayload")
+]
+DeleteNodeResult = Annotated[
+    DeleteNodePayload | Errors, result_union("DeleteNodeResult", "DeleteNodePayload")
+]
 
 EDIT_NOTE = {
     "comment": "Why the change was made; kept with the edit as training data.",
@@ -204,7 +220,7 @@ EDIT_NOTE = {
 
 @strawberry.type
 class NodeMutations:
-    @strawberry.mutation
+    @strawberry.mutation(description="A new node, logged as an `addition` edit.")
     async def create_node(
         self,
         info: strawberry.Info,

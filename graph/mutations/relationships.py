@@ -17,6 +17,7 @@ from graph.mutations.common import (
     parse_ids,
     provided,
     refuse_cleared,
+    result_union,
     run_mutation,
 )
 from graph.services import relationships
@@ -73,15 +74,18 @@ class DeleteRelationshipPayload:
 
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-RelationshipResult = Annotated[RelationshipPayload | Errors, strawberry.union("RelationshipResult")]
+RelationshipResult = Annotated[
+    RelationshipPayload | Errors, result_union("RelationshipResult", "RelationshipPayload")
+]
 DeleteRelationshipResult = Annotated[
-    DeleteRelationshipPayload | Errors, strawberry.union("DeleteRelationshipResult")
+    DeleteRelationshipPayload | Errors,
+    result_union("DeleteRelationshipResult", "DeleteRelationshipPayload"),
 ]
 
 
 @strawberry.type
 class RelationshipMutations:
-    @strawberry.mutation
+    @strawberry.mutation(description="A new relationship, logged as an `addition` edit.")
     async def create_relationship(
         self,
         info: strawberry.Info,
@@ -101,7 +105,7 @@ class RelationshipMutations:
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Changes the fields sent; each changed field is logged.")
     async def update_relationship(
         self,
         info: strawberry.Info,
@@ -121,7 +125,7 @@ class RelationshipMutations:
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Deletes a relationship, logged as a `deletion` edit.")
     async def delete_relationship(
         self,
         info: strawberry.Info,
