@@ -105,7 +105,8 @@ class NotFoundError(UserError):
 class ConflictError(UserError):
     field: str | None
     current: JSON = strawberry.field(
-        description="The object's stored values, as JSON keyed by field name."
+        description="The object's stored columns, as JSON keyed by camelCase field name"
+        " (values as the database holds them, e.g. enum values in lower case)."
     )
     current_updated_at: datetime | None = strawberry.field(
         description="The stored `updatedAt`: send it as `expectedUpdatedAt` with the edit redone."
