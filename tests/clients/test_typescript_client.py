@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.node import npm_installed, run_node
+from tests.clients.node import matches_lock, npm_installed, run_node
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "typescript"
@@ -76,3 +76,26 @@ def test_a_wrong_program_fails_the_check(generated: Path, tmp_path: Path) -> Non
         output
     ), output
     assert '"multi-party"' in output, output
+
+
+def test_node_modules_is_checked_against_the_lock(generated: Path, tmp_path: Path) -> None:
+    """What decides whether `npm ci` runs again: the installed tree npm recorded, package by
+    package, against the committed lock."""
+    (tmp_path / "node_modules").mkdir()
+    lock = json.loads((CLIENT / "package-lock.json").read_text())
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    installed = json.loads((CLIENT / "node_modules" / ".package-lock.json").read_text())
+    recorded = tmp_path / "node_modules" / ".package-lock.json"
+
+    recorded.write_text(json.dumps(installed))
+    assert matches_lock(tmp_path)  # the test's own install matches, so it is not redone
+
+    changed = json.loads(json.dumps(installed))
+    changed["packages"]["node_modules/typescript"]["version"] = "5.0.0"
+    recorded.write_text(json.dumps(changed))
+    assert not matches_lock(tmp_path)
+
+    missing = json.loads(json.dumps(installed))
+    del missing["packages"]["node_modules/graphql"]
+    recorded.write_text(json.dumps(missing))
+    assert not matches_lock(tmp_path)
