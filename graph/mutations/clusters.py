@@ -11,7 +11,6 @@ from db.models import Cluster
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import ClusterType, cluster_out
 from graph.mutations.common import (
-    aware,
     inherit_descriptions,
     parse_id,
     parse_ids,
@@ -125,7 +124,7 @@ class ClusterMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _values(input),
                 parent_cluster_id=parse_id(input.parent_cluster_id, "parentClusterId")
                 if change_parent and input.parent_cluster_id is not None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import fields, is_dataclass
-from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -98,12 +97,6 @@ def inherit_descriptions(input_type: type, output_type: type) -> None:
             field.description = described[field.python_name]
 
 
-def aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidInput(f"{camel(field)} needs a UTC offset.", field=camel(field))
-    return value
-
-
 async def run_mutation(
     info: Any,
     action: Callable[[AsyncSession, Actor], Awaitable[T]],
@@ -162,7 +155,6 @@ def write_session(info: Any) -> Any:
 
 __all__ = [
     "ErrorCode",
-    "aware",
     "inherit_descriptions",
     "parse_id",
     "parse_ids",

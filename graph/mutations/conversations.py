@@ -26,7 +26,6 @@ from graph.mutations.bridge import (
     utterance_out,
 )
 from graph.mutations.common import (
-    aware,
     inherit_descriptions,
     parse_id,
     provided,
@@ -99,8 +98,6 @@ class UpdateConversationInput(ConversationFieldsInput):
 
 def _conversation_values(data: ConversationFieldsInput) -> dict[str, Any]:
     values = provided(data, exclude=("id", "expected_updated_at"))
-    for key in ("started_at", "ended_at"):
-        aware(values.get(key), key)
     refuse_cleared(values, Conversation)
     return values
 
@@ -241,7 +238,7 @@ class ConversationMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _conversation_values(input),
             )
             return ConversationPayload(conversation=conversation_out(conversation))
@@ -332,7 +329,7 @@ class ConversationMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _utterance_values(input, ""),
             )
             return UtterancePayload(utterance=utterance_out(utterance))

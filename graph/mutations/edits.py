@@ -11,7 +11,6 @@ from graph.enums import TargetType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
 from graph.mutations.common import (
-    aware,
     inherit_descriptions,
     parse_id,
     parse_optional_id,
@@ -131,8 +130,6 @@ class EditMutations:
             values["conversation_id"] = input.conversation_id and parse_id(
                 input.conversation_id, "conversationId"
             )
-            aware(values.get("started_at"), "started_at")
-            aware(values.get("completed_at"), "completed_at")
             call = await api_calls.record_api_call(session, actor, values)
             return ApiCallPayload(api_call=api_call_out(call))
 

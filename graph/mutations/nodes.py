@@ -13,7 +13,6 @@ from graph.enums import DialogueType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import NodeType, node_out
 from graph.mutations.common import (
-    aware,
     inherit_descriptions,
     parse_id,
     parse_ids,
@@ -92,7 +91,7 @@ def _values(data: NodeFieldsInput, prefix: str = "") -> dict:
 
 
 def _expected(value: datetime | None) -> datetime | None:
-    return None if value is strawberry.UNSET else aware(value, "expected_updated_at")
+    return None if value is strawberry.UNSET else value
 
 
 @strawberry.input(
@@ -262,7 +261,7 @@ class NodeMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 values,
                 parent_id=parse_id(input.parent_id, "parentId")
                 if change_parent and input.parent_id is not None

@@ -11,7 +11,6 @@ from db.models import Relationship
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import RelationshipType, relationship_out
 from graph.mutations.common import (
-    aware,
     inherit_descriptions,
     parse_id,
     parse_ids,
@@ -118,7 +117,7 @@ class RelationshipMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _values(input),
             )
             return RelationshipPayload(relationship=relationship_out(relationship))
