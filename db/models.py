@@ -56,7 +56,8 @@ def _uuid_pk() -> Mapped[uuid.UUID]:
     return mapped_column(UUID(as_uuid=True), primary_key=True, server_default=GEN_UUID)
 
 
-def _created_at() -> Mapped[datetime | None]:
+def _stamp() -> Mapped[datetime]:
+    """`created_at` / `updated_at`: set by the database (a trigger keeps `updated_at` current)."""
     return mapped_column(DateTime(timezone=True), server_default=NOW)
 
 
@@ -76,16 +77,16 @@ class Conversation(Base):
     goals: Mapped[list[dict[str, Any]] | None] = mapped_column(ARRAY(JSONB))
     goal_progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     gcs_path: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime | None] = _created_at()
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    created_at: Mapped[datetime] = _stamp()
+    updated_at: Mapped[datetime] = _stamp()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     owner_id: Mapped[str] = mapped_column(Text)
-    visibility: Mapped[str | None] = mapped_column(Text, server_default=sql("'private'::text"))
+    visibility: Mapped[str] = mapped_column(Text, server_default=sql("'private'::text"))
     shared_with: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    total_utterances: Mapped[int | None] = mapped_column(Integer, server_default=sql("0"))
-    total_words: Mapped[int | None] = mapped_column(Integer, server_default=sql("0"))
-    total_nodes: Mapped[int | None] = mapped_column(Integer, server_default=sql("0"))
-    total_claims: Mapped[int | None] = mapped_column(Integer, server_default=sql("0"))
+    total_utterances: Mapped[int] = mapped_column(Integer, server_default=sql("0"))
+    total_words: Mapped[int] = mapped_column(Integer, server_default=sql("0"))
+    total_nodes: Mapped[int] = mapped_column(Integer, server_default=sql("0"))
+    total_claims: Mapped[int] = mapped_column(Integer, server_default=sql("0"))
     tsv_search: Mapped[Any | None] = mapped_column(TSVECTOR)
 
     __table_args__ = (
@@ -123,8 +124,8 @@ class Utterance(Base):
     emotion: Mapped[str | None] = mapped_column(Text)
     energy_level: Mapped[float | None] = mapped_column(Float)
     platform_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime | None] = _created_at()
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    created_at: Mapped[datetime] = _stamp()
+    updated_at: Mapped[datetime] = _stamp()
 
     __table_args__ = (
         CheckConstraint(
@@ -157,20 +158,18 @@ class Node(Base):
     node_name: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text)
     key_points: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    node_type: Mapped[str | None] = mapped_column(
+    node_type: Mapped[str] = mapped_column(
         Text, server_default=sql("'conversational_thread'::text")
     )
-    level: Mapped[int | None] = mapped_column(Integer, server_default=sql("1"))
+    level: Mapped[int] = mapped_column(Integer, server_default=sql("1"))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("nodes.id", ondelete="SET NULL")
     )
     children_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
-    is_bookmark: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("false"))
-    is_contextual_progress: Mapped[bool | None] = mapped_column(
-        Boolean, server_default=sql("false")
-    )
-    is_tangent: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("false"))
-    is_crux: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("false"))
+    is_bookmark: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
+    is_contextual_progress: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
+    is_tangent: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
+    is_crux: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
     predecessor_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("nodes.id", ondelete="SET NULL")
     )
@@ -190,12 +189,12 @@ class Node(Base):
     display_preferences: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     canvas_x: Mapped[int | None] = mapped_column(Integer)
     canvas_y: Mapped[int | None] = mapped_column(Integer)
-    canvas_width: Mapped[int | None] = mapped_column(Integer, server_default=sql("350"))
-    canvas_height: Mapped[int | None] = mapped_column(Integer, server_default=sql("200"))
+    canvas_width: Mapped[int] = mapped_column(Integer, server_default=sql("350"))
+    canvas_height: Mapped[int] = mapped_column(Integer, server_default=sql("200"))
     zoom_level_visible: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     confidence_score: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime | None] = _created_at()
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    created_at: Mapped[datetime] = _stamp()
+    updated_at: Mapped[datetime] = _stamp()
 
     __table_args__ = (
         CheckConstraint(
@@ -241,18 +240,14 @@ class Relationship(Base):
     relationship_type: Mapped[str] = mapped_column(Text)
     relationship_subtype: Mapped[str | None] = mapped_column(Text)
     explanation: Mapped[str | None] = mapped_column(Text)
-    strength: Mapped[float | None] = mapped_column(
-        Float, server_default=sql("'1'::double precision")
-    )
-    confidence: Mapped[float | None] = mapped_column(
-        Float, server_default=sql("'1'::double precision")
-    )
+    strength: Mapped[float] = mapped_column(Float, server_default=sql("'1'::double precision"))
+    confidence: Mapped[float] = mapped_column(Float, server_default=sql("'1'::double precision"))
     supporting_utterance_ids: Mapped[list[uuid.UUID] | None] = mapped_column(
         ARRAY(UUID(as_uuid=True))
     )
-    is_bidirectional: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("false"))
-    created_at: Mapped[datetime | None] = _created_at()
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    is_bidirectional: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
+    created_at: Mapped[datetime] = _stamp()
+    updated_at: Mapped[datetime] = _stamp()
 
     __table_args__ = (
         CheckConstraint("from_node_id <> to_node_id", name="no_self_reference"),
@@ -287,13 +282,13 @@ class Cluster(Base):
     child_cluster_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
     summary: Mapped[str | None] = mapped_column(Text)
     key_themes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    auto_generated: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("true"))
+    auto_generated: Mapped[bool] = mapped_column(Boolean, server_default=sql("true"))
     clustering_algorithm: Mapped[str | None] = mapped_column(Text)
     clustering_confidence: Mapped[float | None] = mapped_column(Float)
     color: Mapped[str | None] = mapped_column(Text)
     icon: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime | None] = _created_at()
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    created_at: Mapped[datetime] = _stamp()
+    updated_at: Mapped[datetime] = _stamp()
 
     __table_args__ = (
         Index("idx_clusters_conversation", "conversation_id"),
@@ -322,9 +317,9 @@ class Edit(Base):
     user_confidence: Mapped[float | None] = mapped_column(
         Float, server_default=sql("'1'::double precision")
     )
-    exported_for_training: Mapped[bool | None] = mapped_column(Boolean, server_default=sql("false"))
+    exported_for_training: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
     training_dataset_id: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime | None] = _created_at()
+    created_at: Mapped[datetime] = _stamp()
 
     __table_args__ = (
         CheckConstraint(_one_of("edit_type", EDIT_TYPES), name="valid_edit_type"),

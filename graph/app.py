@@ -33,8 +33,8 @@ from graph.canvas import canvas_route
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
-from graph.observability import Observability, RequestMiddleware, current_count
 from graph.masking import unavailable_for_retry
+from graph.observability import Observability, RequestMiddleware, current_count
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
 

@@ -9,7 +9,7 @@ import strawberry
 
 from graph.context import Context
 from graph.limits import ESTIMATED_SIZE
-from graph.relay import Node
+from graph.relay import CREATED_AT, UPDATED_AT, Node
 
 if TYPE_CHECKING:
     from graph.conversations import Conversation
@@ -23,7 +23,7 @@ LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
 
 @strawberry.type(description="A named group of a conversation's nodes; clusters nest.")
 class Cluster(Node):
-    conversation_id: strawberry.ID
+    conversation_id: strawberry.ID = strawberry.field(description="The id of `conversation`.")
     cluster_name: str
     level: int = strawberry.field(description="Depth in the cluster hierarchy.")
     parent_cluster_id: strawberry.ID | None = strawberry.field(description="The id of `parent`.")
@@ -32,11 +32,15 @@ class Cluster(Node):
         description="The ids of `children`."
     )
     summary: str | None
-    key_themes: list[str] | None
-    auto_generated: bool | None = strawberry.field(
+    key_themes: list[str] | None = strawberry.field(
+        description="The themes the cluster's nodes share, in order."
+    )
+    auto_generated: bool = strawberry.field(
         description="Whether the analysis made the cluster (false: a person did)."
     )
-    clustering_algorithm: str | None
+    clustering_algorithm: str | None = strawberry.field(
+        description="Which algorithm made the cluster, free text (null for a person's)."
+    )
     clustering_confidence: float | None = strawberry.field(
         description="0 to 1: how sure `clusteringAlgorithm` is of the cluster."
     )
@@ -44,9 +48,12 @@ class Cluster(Node):
         description="The colour a client draws the cluster in, free text stored as given (the"
         " demo data uses CSS hex colours such as `#4e79a7`)."
     )
-    icon: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
+    icon: str | None = strawberry.field(
+        description="The name of an icon a client draws the cluster with, free text stored as "
+        "given."
+    )
+    created_at: datetime = strawberry.field(description=CREATED_AT)
+    updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

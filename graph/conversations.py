@@ -20,8 +20,9 @@ from graph.filters import (
     any_of,
 )
 from graph.limits import ESTIMATED_SIZE
+from graph.nodes import MIN_STRENGTH
 from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
-from graph.relay import Node
+from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.rendering import connection_items_plan, list_items_plan
 from graph.scalars import JSON
 
@@ -45,13 +46,19 @@ LazyApiCall = Annotated["ApiCall", strawberry.lazy("graph.api_calls")]
 
 @strawberry.type(description="A person taking part in a conversation (`participants[]`).")
 class Participant:
-    id: str | None
+    id: str | None = strawberry.field(
+        description="The participant's id on the platform the conversation came from."
+    )
     name: str | None
     role: str | None = strawberry.field(description="facilitator, participant or observer.")
     email: str | None
-    avatar_url: str | None
-    platform_id: str | None
-    metadata: JSON | None
+    avatar_url: str | None = strawberry.field(description="A picture of the participant, as a URL.")
+    platform_id: str | None = strawberry.field(
+        description="Which platform `id` belongs to (e.g. zoom, slack)."
+    )
+    metadata: JSON | None = strawberry.field(
+        description="Free-form JSON about the participant, stored as given."
+    )
 
 
 @strawberry.type(description="What a conversation is meant to achieve (`goals[]`).")
@@ -60,8 +67,12 @@ class Goal:
         description="learn, decide, build_rapport, brainstorm, resolve_conflict or custom."
     )
     description: str | None
-    target_metric: str | None
-    target_value: JSON | None
+    target_metric: str | None = strawberry.field(
+        description="What measures progress towards the goal, free text."
+    )
+    target_value: JSON | None = strawberry.field(
+        description="The value of `targetMetric` that meets the goal, any JSON."
+    )
     weight: float | None = strawberry.field(
         description="How much the goal counts relative to the conversation's other goals, as"
         " set by whoever wrote it; the API checks no range (the demo data uses 0.2 to 1)."
@@ -153,33 +164,49 @@ class Conversation(Node):
     source_type: str = strawberry.field(
         description="How it was captured or delivered (e.g. upload, pipeline, zoom)."
     )
-    source_metadata: JSON | None
-    participant_count: int | None
+    source_metadata: JSON | None = strawberry.field(
+        description="Free-form JSON from the source (meeting ids, channel names ...), stored as "
+        "given."
+    )
+    participant_count: int | None = strawberry.field(
+        description="How many people took part, as delivered; null when unknown."
+    )
     participants: list[Participant | None] | None = strawberry.field(resolver=_participants)
-    started_at: datetime
+    started_at: datetime = strawberry.field(
+        description="When the conversation started (the time `createConversation` ran unless "
+        "given)."
+    )
     ended_at: datetime | None
-    duration_seconds: int | None
+    duration_seconds: int | None = strawberry.field(
+        description="How long it lasted, in seconds, as delivered."
+    )
     goals: list[Goal | None] | None = strawberry.field(resolver=_goals)
     goal_progress: JSON | None = strawberry.field(description="Progress towards `goals`.")
     gcs_path: str | None = strawberry.field(description="Where the raw recording is stored.")
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime = strawberry.field(description=CREATED_AT)
+    updated_at: datetime = strawberry.field(description=UPDATED_AT)
     deleted_at: datetime | None = strawberry.field(
         description="When it was soft-deleted; null for a live conversation."
     )
-    owner_id: str
-    visibility: Visibility | None
+    owner_id: str = strawberry.field(
+        description="The user (the token's `sub`) who owns it: the only one who may change it."
+    )
+    visibility: Visibility = strawberry.field(description="Who may read it besides the owner.")
     shared_with: list[str] | None = strawberry.field(
         resolver=_shared_with,
         description="User ids that may read it when `visibility` is SHARED; null for anyone"
         " but the owner.",
     )
-    total_utterances: int | None
-    total_words: int | None = strawberry.field(
+    total_utterances: int = strawberry.field(
+        description="How many utterances it has; kept exact by the API."
+    )
+    total_words: int = strawberry.field(
         description="Whitespace-separated words over all utterances."
     )
-    total_nodes: int | None
-    total_claims: int | None
+    total_nodes: int = strawberry.field(description="How many nodes it has; kept exact by the API.")
+    total_claims: int = strawberry.field(
+        description="How many claims the analysis found; stored as delivered."
+    )
 
     @strawberry.field(
         description="The conversation's nodes, filtered; default order: `timestampStart`."
@@ -291,10 +318,7 @@ class Conversation(Node):
         relationship_type: list[str] | None = None,
         min_strength: Annotated[
             float | None,
-            strawberry.argument(
-                description="Only relationships with `strength` at or above this (inclusive;"
-                " strength runs 0 to 1); relationships without a strength are left out."
-            ),
+            strawberry.argument(description=MIN_STRENGTH),
         ] = None,
         order_by: RelationshipOrderField = RelationshipOrderField.CREATED_AT,
         direction: Direction = Direction.ASC,

@@ -44,7 +44,7 @@ EditTargetValue = Any
 
 @strawberry.type(description="One change made by a person, from the edits log.")
 class Edit(Node):
-    conversation_id: strawberry.ID
+    conversation_id: strawberry.ID = strawberry.field(description="The id of `conversation`.")
     target_type: TargetType
     target_id: strawberry.ID = strawberry.field(description="The id of `target`.")
     field_name: str = strawberry.field(
@@ -54,12 +54,17 @@ class Edit(Node):
     old_value: str | None = strawberry.field(description="Text, or JSON text for other values.")
     new_value: str | None = strawberry.field(description="Text, or JSON text for other values.")
     edit_type: EditType
-    user_comment: str | None
-    user_id: str
+    user_comment: str | None = strawberry.field(description="The `comment` given with the change.")
+    user_id: str = strawberry.field(description="Who made the change (the token's `sub`).")
     user_confidence: float | None = strawberry.field(description="0 to 1, as the editor said.")
-    exported_for_training: bool | None
-    training_dataset_id: str | None
-    created_at: datetime | None
+    exported_for_training: bool = strawberry.field(
+        description="Whether `exportTrainingEdits` has handed the edit out (imported edits"
+        " count as exported)."
+    )
+    training_dataset_id: str | None = strawberry.field(
+        description="The `datasetId` it was exported to."
+    )
+    created_at: datetime = strawberry.field(description="When the change was made.")
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

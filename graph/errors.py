@@ -76,10 +76,14 @@ class StaleVersion(UserFacingError):
 # GraphQL types ----------------------------------------------------------------------------------
 
 
-@strawberry.interface(description="A mutation refused for a reason the client can act on.")
+@strawberry.interface(
+    description="A mutation refused for a reason the client can act on. Every error type of"
+    " every result union implements it, those added later included: select"
+    " `... on UserError { message code }` in each result to handle any of them."
+)
 class UserError:
     message: str = strawberry.field(description="A plain sentence meant for a person.")
-    code: ErrorCode
+    code: ErrorCode = strawberry.field(description="What kind of refusal, stable to branch on.")
 
 
 @strawberry.type(description="An input value is invalid; `field` names it (camelCase path).")
@@ -100,8 +104,13 @@ class NotFoundError(UserError):
 )
 class ConflictError(UserError):
     field: str | None
-    current: JSON
-    current_updated_at: datetime | None
+    current: JSON = strawberry.field(
+        description="The object's stored columns, as JSON keyed by camelCase field name"
+        " (values as the database holds them, e.g. enum values in lower case)."
+    )
+    current_updated_at: datetime | None = strawberry.field(
+        description="The stored `updatedAt`: send it as `expectedUpdatedAt` with the edit redone."
+    )
 
 
 @strawberry.type(description="The acting user may not make this change.")

@@ -13,7 +13,7 @@ from graph.context import Context
 from graph.enums import DialogueType, RelationshipDirection
 from graph.filters import RelationshipFilter, any_of
 from graph.limits import ESTIMATED_SIZE
-from graph.relay import Node
+from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.scalars import JSON
 
 if TYPE_CHECKING:
@@ -32,14 +32,15 @@ LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
 LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 
 MIN_STRENGTH = (
-    "Only relationships with `strength` at or above this (inclusive; strength runs 0 to 1);"
-    " relationships without a strength are left out."
+    "Only relationships with `strength` at or above this (inclusive; strength runs 0 to 1)."
 )
 
 
 @strawberry.type(description="Another speaker's share of a node.")
 class SecondarySpeaker:
-    speaker_id: str | None
+    speaker_id: str | None = strawberry.field(
+        description="The speaker id (the `speakerId` of their utterances)."
+    )
     percentage: float | None = strawberry.field(
         description="This speaker's share of the node, in percent (as `contributionPercentage` is"
         " for the primary speaker)."
@@ -49,24 +50,28 @@ class SecondarySpeaker:
 @strawberry.type(description="Who speaks in a node (`speakerInfo`).")
 class SpeakerInfo:
     primary_speaker: str | None = strawberry.field(description="The speaker id who says most.")
-    speaker_name: str | None
+    speaker_name: str | None = strawberry.field(description="The primary speaker's display name.")
     contribution_percentage: float | None = strawberry.field(
         description="The primary speaker's share of the node, in percent."
     )
-    secondary_speakers: list[SecondarySpeaker] | None
+    secondary_speakers: list[SecondarySpeaker] | None = strawberry.field(
+        description="The other speakers, with their shares."
+    )
 
 
 @strawberry.type(description="A change of speaker inside a node (`speakerTransitions[]`).")
 class SpeakerTransition:
-    from_speaker: str | None
-    to_speaker: str | None
+    from_speaker: str | None = strawberry.field(description="The speaker id before the change.")
+    to_speaker: str | None = strawberry.field(description="The speaker id after the change.")
     utterance_index: int | None = strawberry.field(
         description="Where in the node's utterances the change happens."
     )
     transition_type: str | None = strawberry.field(
         description="question_answer, interruption, handoff or agreement."
     )
-    context_snippet: str | None
+    context_snippet: str | None = strawberry.field(
+        description="A few words around the change, as the analysis quoted them."
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -126,27 +131,27 @@ def _speaker_transitions(root: ThreadNode) -> list[SpeakerTransition] | None:
     " interface)."
 )
 class ThreadNode(Node):
-    conversation_id: strawberry.ID
+    conversation_id: strawberry.ID = strawberry.field(description="The id of `conversation`.")
     node_name: str
     summary: str
-    key_points: list[str] | None
-    node_type: str | None = strawberry.field(
+    key_points: list[str] | None = strawberry.field(description="The node's main points, in order.")
+    node_type: str = strawberry.field(
         description="What kind of node the analysis made, as free text: `conversational_thread`"
         " unless said otherwise (the demo data calls its most detailed level `utterance_group`)."
     )
-    level: int | None = strawberry.field(
+    level: int = strawberry.field(
         description="Depth in the hierarchy: 1 is the coarsest theme, 5 the most detailed."
     )
     parent_id: strawberry.ID | None = strawberry.field(description="The id of `parent`.")
     children_ids: list[strawberry.ID] | None = strawberry.field(
         description="The ids of `children`, in sibling order."
     )
-    is_bookmark: bool | None
-    is_contextual_progress: bool | None = strawberry.field(
+    is_bookmark: bool = strawberry.field(description="Whether a person bookmarked the node.")
+    is_contextual_progress: bool = strawberry.field(
         description="Whether the node moves the conversation's goals forward."
     )
-    is_tangent: bool | None = strawberry.field(description="Whether the node is a digression.")
-    is_crux: bool | None = strawberry.field(
+    is_tangent: bool = strawberry.field(description="Whether the node is a digression.")
+    is_crux: bool = strawberry.field(
         description="Whether the node is a crux: a point the disagreement turns on."
     )
     predecessor_id: strawberry.ID | None = strawberry.field(
@@ -165,15 +170,21 @@ class ThreadNode(Node):
     speaker_transitions: list[SpeakerTransition] | None = strawberry.field(
         resolver=_speaker_transitions
     )
-    dialogue_type: DialogueType | None
-    claim_ids: list[uuid.UUID] | None
+    dialogue_type: DialogueType | None = strawberry.field(
+        description="How many people speak in the node; null when the analysis did not say."
+    )
+    claim_ids: list[uuid.UUID] | None = strawberry.field(
+        description="The claims made in the node (claims have no object type yet)."
+    )
     timestamp_start: float | None = strawberry.field(
         description="Seconds from the start of the conversation."
     )
     timestamp_end: float | None = strawberry.field(
         description="Seconds from the start of the conversation."
     )
-    duration_seconds: float | None
+    duration_seconds: float | None = strawberry.field(
+        description="How long the node lasts, in seconds, as the analysis delivered it."
+    )
     cluster_info: JSON | None = strawberry.field(
         description="Free-form JSON about the node's clustering, stored as delivered (the demo"
         " data holds `{cluster_id, cluster_name}`). The API does not keep it in step with"
@@ -190,11 +201,11 @@ class ThreadNode(Node):
     canvas_y: int | None = strawberry.field(
         description="The node's top edge on the canvas, in canvas pixels (y grows downwards)."
     )
-    canvas_width: int | None = strawberry.field(
+    canvas_width: int = strawberry.field(
         description="The node's width on the canvas, in canvas pixels: at least 1 when set"
         " through the API, 350 when the node was created without one."
     )
-    canvas_height: int | None = strawberry.field(
+    canvas_height: int = strawberry.field(
         description="The node's height on the canvas, in canvas pixels: at least 1 when set"
         " through the API, 200 when the node was created without one."
     )
@@ -204,8 +215,8 @@ class ThreadNode(Node):
     confidence_score: float | None = strawberry.field(
         description="0 to 1: how sure the analysis is of the node."
     )
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime = strawberry.field(description=CREATED_AT)
+    updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

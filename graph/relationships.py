@@ -9,7 +9,7 @@ import strawberry
 
 from graph.context import Context
 from graph.limits import ESTIMATED_SIZE
-from graph.relay import Node
+from graph.relay import CREATED_AT, UPDATED_AT, Node
 
 if TYPE_CHECKING:
     from graph.conversations import Conversation
@@ -25,26 +25,28 @@ LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
 
 @strawberry.type(description="A typed, directed edge from one node to another.")
 class Relationship(Node):
-    conversation_id: strawberry.ID
+    conversation_id: strawberry.ID = strawberry.field(description="The id of `conversation`.")
     from_node_id: strawberry.ID = strawberry.field(description="The id of `fromNode`.")
     to_node_id: strawberry.ID = strawberry.field(description="The id of `toNode`.")
     relationship_type: str = strawberry.field(
         description="e.g. temporal_next, elaborates, contradicts, supports, answers, crux."
     )
-    relationship_subtype: str | None
+    relationship_subtype: str | None = strawberry.field(
+        description="A finer kind within `relationshipType`, free text."
+    )
     explanation: str | None = strawberry.field(description="Why the two nodes are related.")
-    strength: float | None = strawberry.field(description="0 to 1.")
-    confidence: float | None = strawberry.field(
+    strength: float = strawberry.field(description="0 to 1.")
+    confidence: float = strawberry.field(
         description="0 to 1: how sure the analysis is of the relationship."
     )
     supporting_utterance_ids: list[strawberry.ID] | None = strawberry.field(
         description="The ids of `supportingUtterances`."
     )
-    is_bidirectional: bool | None = strawberry.field(
+    is_bidirectional: bool = strawberry.field(
         description="Whether the relationship holds in both directions."
     )
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime = strawberry.field(description=CREATED_AT)
+    updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

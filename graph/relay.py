@@ -15,6 +15,12 @@ from graph.pagination import user_error
 
 T = TypeVar("T")
 
+CREATED_AT = "When the row was created."
+UPDATED_AT = (
+    "When the row last changed (any change, a canvas move included): its version. Send it back"
+    " as `expectedUpdatedAt` to update the object."
+)
+
 
 @strawberry.interface(
     name="Node", description="An object with an id; refetch any object with `node(id:)`."

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
-from graph.relay import Node
+from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.scalars import JSON
 
 if TYPE_CHECKING:
@@ -24,20 +24,29 @@ LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
 
 @strawberry.type(description="One speaker's turn in the transcript.")
 class Utterance(Node):
-    conversation_id: strawberry.ID
+    conversation_id: strawberry.ID = strawberry.field(description="The id of `conversation`.")
     text: str
     text_cleaned: str | None = strawberry.field(description="`text` without disfluencies.")
-    speaker_id: str
-    speaker_name: str | None
-    speaker_role: str | None
+    speaker_id: str = strawberry.field(
+        description="Who spoke: the speaker id that `speakerInfo.primarySpeaker` and the filters "
+        "use."
+    )
+    speaker_name: str | None = strawberry.field(description="The speaker's display name.")
+    speaker_role: str | None = strawberry.field(
+        description="The speaker's role in the conversation, free text (e.g. facilitator)."
+    )
     sequence_number: int = strawberry.field(
         description="Position in the conversation; unique per conversation."
     )
     timestamp_start: float | None = strawberry.field(
         description="Seconds from the start of the conversation."
     )
-    timestamp_end: float | None
-    duration_seconds: float | None
+    timestamp_end: float | None = strawberry.field(
+        description="Seconds from the start of the conversation."
+    )
+    duration_seconds: float | None = strawberry.field(
+        description="How long the utterance lasts, in seconds."
+    )
     chunk_id: uuid.UUID | None = strawberry.field(description="The transcript chunk it came in.")
     node_id: strawberry.ID | None = strawberry.field(description="The id of `node`.")
     thread_id: uuid.UUID | None = strawberry.field(
@@ -46,7 +55,9 @@ class Utterance(Node):
         " resolved."
     )
     confidence_score: float | None = strawberry.field(description="Transcription confidence.")
-    language: str | None
+    language: str | None = strawberry.field(
+        description="The language's code as delivered (`en` when none was given)."
+    )
     emotion: str | None = strawberry.field(
         description="The speaker's emotion in this turn as the analysis labelled it, free text"
         " (e.g. neutral, curious, concerned)."
@@ -58,8 +69,8 @@ class Utterance(Node):
     platform_metadata: JSON | None = strawberry.field(
         description="Free-form, per platform (slack, discord, google_meet, ...)."
     )
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: datetime = strawberry.field(description=CREATED_AT)
+    updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
     @strawberry.field
     async def conversation(self, info: Info) -> LazyConversation | None:

@@ -7,14 +7,17 @@ from typing import Annotated, Any
 
 import strawberry
 
+from db.models import Cluster
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import ClusterType, cluster_out
 from graph.mutations.common import (
-    aware,
+    inherit_descriptions,
     parse_id,
     parse_ids,
     parse_optional_id,
     provided,
+    refuse_cleared,
+    result_union,
     run_mutation,
 )
 from graph.services import clusters
@@ -57,12 +60,12 @@ def _values(data: ClusterFieldsInput) -> dict[str, Any]:
         data,
         exclude=("id", "expected_updated_at", "conversation_id", "node_ids", "parent_cluster_id"),
     )
-    for key, field in (("cluster_name", "clusterName"), ("level", "level")):
-        if key in values and values[key] is None:
-            from graph.errors import ErrorCode, InvalidInput
-
-            raise InvalidInput(f"{field} cannot be cleared.", field=field, code=ErrorCode.REQUIRED)
+    refuse_cleared(values, Cluster)
     return values
+
+
+for _input in (CreateClusterInput, UpdateClusterInput):
+    inherit_descriptions(_input, ClusterType)
 
 
 @strawberry.type
@@ -76,15 +79,17 @@ class DeleteClusterPayload:
 
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-ClusterResult = Annotated[ClusterPayload | Errors, strawberry.union("ClusterResult")]
+ClusterResult = Annotated[ClusterPayload | Errors, result_union("ClusterResult", "ClusterPayload")]
 DeleteClusterResult = Annotated[
-    DeleteClusterPayload | Errors, strawberry.union("DeleteClusterResult")
+    DeleteClusterPayload | Errors, result_union("DeleteClusterResult", "DeleteClusterPayload")
 ]
 
 
 @strawberry.type
 class ClusterMutations:
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="A new cluster of nodes of one conversation, under `parentClusterId` if given."
+    )
     async def create_cluster(
         self,
         info: strawberry.Info,
@@ -105,7 +110,7 @@ class ClusterMutations:
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Changes the fields sent; each changed field is logged.")
     async def update_cluster(
         self,
         info: strawberry.Info,
@@ -119,7 +124,7 @@ class ClusterMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _values(input),
                 parent_cluster_id=parse_id(input.parent_cluster_id, "parentClusterId")
                 if change_parent and input.parent_cluster_id is not None

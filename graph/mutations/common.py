@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
-from datetime import datetime
+from dataclasses import fields, is_dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 import strawberry
@@ -51,18 +51,51 @@ def parse_ids(values: list[Any] | None, field: str) -> list[uuid.UUID]:
 
 
 def provided(data: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The fields of a strawberry input the client actually sent, keyed by column name."""
+    """The fields of a strawberry input the client actually sent, keyed by column name, as the
+    database stores them (see `stored`)."""
     return {
-        item.name: getattr(data, item.name)
+        item.name: stored(getattr(data, item.name))
         for item in fields(data)
         if item.name not in exclude and getattr(data, item.name) is not strawberry.UNSET
     }
 
 
-def aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidInput(f"{camel(field)} needs a UTC offset.", field=camel(field))
+def stored(value: Any) -> Any:
+    """An input value as a column holds it: the one place enum members become the database's
+    lower-case text and typed input objects (`SpeakerInfoInput`, ...) become the JSONB objects
+    their output types are read from, keyed by snake_case name with unsent fields left out."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [stored(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return provided(value)
     return value
+
+
+def refuse_cleared(values: dict[str, Any], model: Any, prefix: str = "") -> None:
+    """A null sent for a column the database never leaves empty (NOT NULL in `model`) is refused
+    with REQUIRED, naming the field; omit a field to leave it as it is."""
+    columns = model.__table__.columns
+    for key, value in values.items():
+        if value is None and key in columns and not columns[key].nullable:
+            raise InvalidInput(
+                f"{camel(key)} cannot be cleared.",
+                field=prefix + camel(key),
+                code=ErrorCode.REQUIRED,
+            )
+
+
+def inherit_descriptions(input_type: type, output_type: type) -> None:
+    """Gives an input type's fields that have no description of their own the description of the
+    output type's field of the same name, so that each field's meaning is written once."""
+    described = {
+        field.python_name: field.description
+        for field in output_type.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    }
+    for field in input_type.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        if field.description is None and described.get(field.python_name):
+            field.description = described[field.python_name]
 
 
 async def run_mutation(
@@ -105,6 +138,17 @@ async def run_mutation(
     return result
 
 
+def result_union(name: str, payload: str) -> Any:
+    """A mutation's result union: its payload type and the error types, documented once."""
+    return strawberry.union(
+        name,
+        description=f"`{payload}` when it worked; otherwise an error type, every one of which"
+        " implements `UserError`. Select `... on UserError { message code }` next to the types"
+        " you handle: an error type added to this union later implements it too, so a client"
+        " built today still reads its message.",
+    )
+
+
 def write_session(info: Any) -> Any:
     """A session of its own for the mutation, from the request context's factory."""
     return info.context.session_factory()
@@ -112,10 +156,13 @@ def write_session(info: Any) -> Any:
 
 __all__ = [
     "ErrorCode",
-    "aware",
+    "inherit_descriptions",
     "parse_id",
     "parse_ids",
     "parse_optional_id",
     "provided",
+    "refuse_cleared",
+    "result_union",
     "run_mutation",
+    "stored",
 ]

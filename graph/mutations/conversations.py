@@ -9,14 +9,15 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from db.models import Conversation, Utterance
+from graph.conversations import Goal, Participant
+from graph.enums import ConversationType as ConversationTypeEnum
+from graph.enums import Visibility
 from graph.errors import (
     ConflictError,
-    ErrorCode,
     ForbiddenError,
-    InvalidInput,
     NotFoundError,
     ValidationError,
-    camel,
 )
 from graph.mutations.bridge import (
     ConversationType,
@@ -24,33 +25,67 @@ from graph.mutations.bridge import (
     conversation_out,
     utterance_out,
 )
-from graph.mutations.common import aware, parse_id, provided, run_mutation
+from graph.mutations.common import (
+    inherit_descriptions,
+    parse_id,
+    provided,
+    refuse_cleared,
+    result_union,
+    run_mutation,
+)
+from graph.scalars import UUID
 from graph.services import conversations, transfer
+
+
+@strawberry.input(description="A person taking part in a conversation.")
+class ParticipantInput:
+    id: str | None = strawberry.UNSET
+    name: str | None = strawberry.UNSET
+    role: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    avatar_url: str | None = strawberry.UNSET
+    platform_id: str | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input(description="What a conversation is meant to achieve.")
+class GoalInput:
+    goal_type: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    target_metric: str | None = strawberry.UNSET
+    target_value: JSON | None = strawberry.UNSET
+    weight: float | None = strawberry.UNSET
 
 
 @strawberry.input
 class ConversationFieldsInput:
     conversation_name: str | None = strawberry.UNSET
-    conversation_type: str | None = strawberry.UNSET
+    conversation_type: ConversationTypeEnum | None = strawberry.UNSET
     source_type: str | None = strawberry.UNSET
     source_metadata: JSON | None = strawberry.UNSET
     participant_count: int | None = strawberry.UNSET
-    participants: list[JSON] | None = strawberry.UNSET
+    participants: list[ParticipantInput] | None = strawberry.UNSET
     started_at: datetime | None = strawberry.UNSET
     ended_at: datetime | None = strawberry.UNSET
     duration_seconds: int | None = strawberry.UNSET
-    goals: list[JSON] | None = strawberry.UNSET
+    goals: list[GoalInput] | None = strawberry.UNSET
     goal_progress: JSON | None = strawberry.UNSET
     gcs_path: str | None = strawberry.UNSET
-    visibility: str | None = strawberry.UNSET
+    visibility: Visibility | None = strawberry.UNSET
     shared_with: list[str] | None = strawberry.UNSET
 
 
-@strawberry.input
+@strawberry.input(description="A new conversation, owned by the acting user.")
 class CreateConversationInput(ConversationFieldsInput):
     conversation_name: str
-    conversation_type: str = strawberry.field(description="live_audio, transcript, chat or hybrid.")
+    conversation_type: ConversationTypeEnum
     source_type: str
+    started_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="When it started; now when omitted."
+    )
+    visibility: Visibility | None = strawberry.field(
+        default=strawberry.UNSET, description="Who may read it; PRIVATE when omitted."
+    )
 
 
 @strawberry.input
@@ -63,13 +98,7 @@ class UpdateConversationInput(ConversationFieldsInput):
 
 def _conversation_values(data: ConversationFieldsInput) -> dict[str, Any]:
     values = provided(data, exclude=("id", "expected_updated_at"))
-    for key in ("started_at", "ended_at"):
-        aware(values.get(key), key)
-    for key in ("conversation_name", "conversation_type", "source_type", "started_at"):
-        if key in values and values[key] is None:
-            raise InvalidInput(
-                f"{camel(key)} cannot be cleared.", field=camel(key), code=ErrorCode.REQUIRED
-            )
+    refuse_cleared(values, Conversation)
     return values
 
 
@@ -84,8 +113,8 @@ class UtteranceInput:
     timestamp_start: float | None = strawberry.UNSET
     timestamp_end: float | None = strawberry.UNSET
     duration_seconds: float | None = strawberry.UNSET
-    chunk_id: strawberry.ID | None = strawberry.UNSET
-    thread_id: strawberry.ID | None = strawberry.UNSET
+    chunk_id: UUID | None = strawberry.UNSET
+    thread_id: UUID | None = strawberry.UNSET
     confidence_score: float | None = strawberry.UNSET
     language: str | None = strawberry.UNSET
     emotion: str | None = strawberry.UNSET
@@ -108,17 +137,19 @@ class UpdateUtteranceInput:
 
 def _utterance_values(data: Any, prefix: str) -> dict[str, Any]:
     values = provided(data, exclude=("id", "expected_updated_at"))
-    for key in ("chunk_id", "thread_id"):
-        if values.get(key) is not None:
-            values[key] = parse_id(values[key], prefix + camel(key))
-    for key in ("text", "speaker_id"):
-        if key in values and values[key] is None:
-            raise InvalidInput(
-                f"{camel(key)} cannot be cleared.",
-                field=prefix + camel(key),
-                code=ErrorCode.REQUIRED,
-            )
+    refuse_cleared(values, Utterance, prefix)
     return values
+
+
+for _input, _output in (
+    (ParticipantInput, Participant),
+    (GoalInput, Goal),
+    (CreateConversationInput, ConversationType),
+    (UpdateConversationInput, ConversationType),
+    (UtteranceInput, UtteranceType),
+    (UpdateUtteranceInput, UtteranceType),
+):
+    inherit_descriptions(_input, _output)
 
 
 @strawberry.type
@@ -161,19 +192,26 @@ class ConversationExport:
 
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-ConversationResult = Annotated[ConversationPayload | Errors, strawberry.union("ConversationResult")]
+ConversationResult = Annotated[
+    ConversationPayload | Errors, result_union("ConversationResult", "ConversationPayload")
+]
 PurgeConversationResult = Annotated[
-    PurgeConversationPayload | Errors, strawberry.union("PurgeConversationResult")
+    PurgeConversationPayload | Errors,
+    result_union("PurgeConversationResult", "PurgeConversationPayload"),
 ]
 AppendUtterancesResult = Annotated[
-    AppendUtterancesPayload | Errors, strawberry.union("AppendUtterancesResult")
+    AppendUtterancesPayload | Errors,
+    result_union("AppendUtterancesResult", "AppendUtterancesPayload"),
 ]
-UtteranceResult = Annotated[UtterancePayload | Errors, strawberry.union("UtteranceResult")]
+UtteranceResult = Annotated[
+    UtterancePayload | Errors, result_union("UtteranceResult", "UtterancePayload")
+]
 ImportConversationResult = Annotated[
-    ImportConversationPayload | Errors, strawberry.union("ImportConversationResult")
+    ImportConversationPayload | Errors,
+    result_union("ImportConversationResult", "ImportConversationPayload"),
 ]
 ConversationExportResult = Annotated[
-    ConversationExport | Errors, strawberry.union("ConversationExportResult")
+    ConversationExport | Errors, result_union("ConversationExportResult", "ConversationExport")
 ]
 
 
@@ -191,7 +229,7 @@ class ConversationMutations:
 
         return await run_mutation(info, action)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Changes the fields sent.")
     async def update_conversation(
         self, info: strawberry.Info, input: UpdateConversationInput
     ) -> ConversationResult:
@@ -200,7 +238,7 @@ class ConversationMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _conversation_values(input),
             )
             return ConversationPayload(conversation=conversation_out(conversation))
@@ -291,7 +329,7 @@ class ConversationMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _utterance_values(input, ""),
             )
             return UtterancePayload(utterance=utterance_out(utterance))

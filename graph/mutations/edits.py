@@ -11,10 +11,11 @@ from graph.enums import TargetType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
 from graph.mutations.common import (
-    aware,
+    inherit_descriptions,
     parse_id,
     parse_optional_id,
     provided,
+    result_union,
     run_mutation,
 )
 from graph.services import api_calls, edits
@@ -52,6 +53,9 @@ class RecordApiCallInput:
     request_id: str | None = None
 
 
+inherit_descriptions(RecordApiCallInput, ApiCallType)
+
+
 @strawberry.type
 class ApiCallPayload:
     api_call: ApiCallType
@@ -59,12 +63,12 @@ class ApiCallPayload:
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
 TrainingExportResult = Annotated[
-    TrainingExportPayload | Errors, strawberry.union("TrainingExportResult")
+    TrainingExportPayload | Errors, result_union("TrainingExportResult", "TrainingExportPayload")
 ]
-ApiCallResult = Annotated[ApiCallPayload | Errors, strawberry.union("ApiCallResult")]
+ApiCallResult = Annotated[ApiCallPayload | Errors, result_union("ApiCallResult", "ApiCallPayload")]
 
 
-EditsResult = Annotated[EditsPage | Errors, strawberry.union("EditsResult")]
+EditsResult = Annotated[EditsPage | Errors, result_union("EditsResult", "EditsPage")]
 
 
 @strawberry.type
@@ -126,8 +130,6 @@ class EditMutations:
             values["conversation_id"] = input.conversation_id and parse_id(
                 input.conversation_id, "conversationId"
             )
-            aware(values.get("started_at"), "started_at")
-            aware(values.get("completed_at"), "completed_at")
             call = await api_calls.record_api_call(session, actor, values)
             return ApiCallPayload(api_call=api_call_out(call))
 

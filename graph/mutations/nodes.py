@@ -8,17 +8,48 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
+from db.models import Node
+from graph.enums import DialogueType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import NodeType, node_out
 from graph.mutations.common import (
-    aware,
+    inherit_descriptions,
     parse_id,
     parse_ids,
     parse_optional_id,
     provided,
+    refuse_cleared,
+    result_union,
     run_mutation,
 )
+from graph.nodes import SecondarySpeaker, SpeakerInfo, SpeakerTransition
+from graph.scalars import UUID
 from graph.services import nodes
+
+
+@strawberry.input(description="Another speaker's share of a node.")
+class SecondarySpeakerInput:
+    speaker_id: str | None = strawberry.UNSET
+    percentage: float | None = strawberry.UNSET
+
+
+@strawberry.input(description="Who speaks in a node; read back as `ThreadNode.speakerInfo`.")
+class SpeakerInfoInput:
+    primary_speaker: str | None = strawberry.UNSET
+    speaker_name: str | None = strawberry.UNSET
+    contribution_percentage: float | None = strawberry.UNSET
+    secondary_speakers: list[SecondarySpeakerInput] | None = strawberry.UNSET
+
+
+@strawberry.input(
+    description="A change of speaker inside a node; read back as `ThreadNode.speakerTransitions`."
+)
+class SpeakerTransitionInput:
+    from_speaker: str | None = strawberry.UNSET
+    to_speaker: str | None = strawberry.UNSET
+    utterance_index: int | None = strawberry.UNSET
+    transition_type: str | None = strawberry.UNSET
+    context_snippet: str | None = strawberry.UNSET
 
 
 @strawberry.input
@@ -32,13 +63,16 @@ class NodeFieldsInput:
     is_contextual_progress: bool | None = strawberry.UNSET
     is_tangent: bool | None = strawberry.UNSET
     is_crux: bool | None = strawberry.UNSET
-    chunk_ids: list[strawberry.ID] | None = strawberry.UNSET
+    chunk_ids: list[UUID] | None = strawberry.UNSET
     utterance_ids: list[strawberry.ID] | None = strawberry.UNSET
-    speaker_info: JSON | None = strawberry.UNSET
-    dialogue_type: str | None = strawberry.UNSET
+    speaker_info: SpeakerInfoInput | None = strawberry.UNSET
+    speaker_transitions: list[SpeakerTransitionInput] | None = strawberry.UNSET
+    dialogue_type: DialogueType | None = strawberry.UNSET
+    claim_ids: list[UUID] | None = strawberry.UNSET
     timestamp_start: float | None = strawberry.UNSET
     timestamp_end: float | None = strawberry.UNSET
     duration_seconds: float | None = strawberry.UNSET
+    cluster_info: JSON | None = strawberry.UNSET
     display_preferences: JSON | None = strawberry.UNSET
     canvas_x: int | None = strawberry.UNSET
     canvas_y: int | None = strawberry.UNSET
@@ -50,25 +84,14 @@ class NodeFieldsInput:
 
 def _values(data: NodeFieldsInput, prefix: str = "") -> dict:
     values = provided(data)
-    for key in ("chunk_ids", "utterance_ids"):
-        if values.get(key) is not None:
-            from graph.errors import camel
-
-            values[key] = parse_ids(values[key], prefix + camel(key))
-    for key in ("node_name", "summary", "node_type", "level"):
-        if key in values and values[key] is None:
-            from graph.errors import ErrorCode, InvalidInput, camel
-
-            raise InvalidInput(
-                f"{camel(key)} cannot be cleared.",
-                field=prefix + camel(key),
-                code=ErrorCode.REQUIRED,
-            )
+    if values.get("utterance_ids") is not None:
+        values["utterance_ids"] = parse_ids(values["utterance_ids"], prefix + "utteranceIds")
+    refuse_cleared(values, Node, prefix)
     return values
 
 
 def _expected(value: datetime | None) -> datetime | None:
-    return None if value is strawberry.UNSET else aware(value, "expected_updated_at")
+    return None if value is strawberry.UNSET else value
 
 
 @strawberry.input(
@@ -95,7 +118,9 @@ class UpdateNodeInput(NodeFieldsInput):
     )
 
 
-@strawberry.input(description="New canvas geometry for one node; omitted values stay.")
+@strawberry.input(
+    description="New canvas geometry for one node; omitted values stay. Sizes cannot be cleared."
+)
 class NodeMoveInput:
     id: strawberry.ID
     canvas_x: int | None = strawberry.UNSET
@@ -104,12 +129,18 @@ class NodeMoveInput:
     canvas_height: int | None = strawberry.UNSET
 
 
-@strawberry.input
+@strawberry.input(description="Two nodes of one conversation to fold into one.")
 class MergeNodesInput:
-    kept_node_id: strawberry.ID
-    absorbed_node_id: strawberry.ID
-    node_name: str | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
+    kept_node_id: strawberry.ID = strawberry.field(description="The node that stays.")
+    absorbed_node_id: strawberry.ID = strawberry.field(
+        description="The node folded into the kept one; it is deleted."
+    )
+    node_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new name for the kept node; omitted: it stays."
+    )
+    summary: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new summary for the kept node; omitted: it stays."
+    )
     expected_updated_at: datetime | None = strawberry.field(
         default=strawberry.UNSET,
         description="The kept node's `updatedAt` the client last saw; a different one is a "
@@ -117,7 +148,7 @@ class MergeNodesInput:
     )
 
 
-@strawberry.input
+@strawberry.input(description="A node to split, and what its new sibling takes.")
 class SplitNodeInput:
     id: strawberry.ID
     utterance_ids: list[strawberry.ID] = strawberry.field(
@@ -125,8 +156,13 @@ class SplitNodeInput:
     )
     node_name: str = strawberry.field(description="The new node's name.")
     summary: str = strawberry.field(description="The new node's summary.")
-    kept_node_name: str | None = strawberry.UNSET
-    kept_summary: str | None = strawberry.UNSET
+    kept_node_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new name for the original node; omitted: it stays."
+    )
+    kept_summary: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new summary for the original node; omitted: it stays.",
+    )
     expected_updated_at: datetime | None = strawberry.field(
         default=strawberry.UNSET,
         description="The split node's `updatedAt` the client last saw; a different one is a "
@@ -155,11 +191,25 @@ class DeleteNodePayload:
     deleted_id: strawberry.ID
 
 
+for _input, _output in (
+    (SecondarySpeakerInput, SecondarySpeaker),
+    (SpeakerInfoInput, SpeakerInfo),
+    (SpeakerTransitionInput, SpeakerTransition),
+    (CreateNodeInput, NodeType),
+    (UpdateNodeInput, NodeType),
+    (NodeMoveInput, NodeType),
+):
+    inherit_descriptions(_input, _output)
+
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-NodeResult = Annotated[NodePayload | Errors, strawberry.union("NodeResult")]
-NodesResult = Annotated[NodesPayload | Errors, strawberry.union("NodesResult")]
-SplitNodeResult = Annotated[SplitNodePayload | Errors, strawberry.union("SplitNodeResult")]
-DeleteNodeResult = Annotated[DeleteNodePayload | Errors, strawberry.union("DeleteNodeResult")]
+NodeResult = Annotated[NodePayload | Errors, result_union("NodeResult", "NodePayload")]
+NodesResult = Annotated[NodesPayload | Errors, result_union("NodesResult", "NodesPayload")]
+SplitNodeResult = Annotated[
+    SplitNodePayload | Errors, result_union("SplitNodeResult", "SplitNodePayload")
+]
+DeleteNodeResult = Annotated[
+    DeleteNodePayload | Errors, result_union("DeleteNodeResult", "DeleteNodePayload")
+]
 
 EDIT_NOTE = {
     "comment": "Why the change was made; kept with the edit as training data.",
@@ -169,7 +219,7 @@ EDIT_NOTE = {
 
 @strawberry.type
 class NodeMutations:
-    @strawberry.mutation
+    @strawberry.mutation(description="A new node, logged as an `addition` edit.")
     async def create_node(
         self,
         info: strawberry.Info,
@@ -211,7 +261,7 @@ class NodeMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 values,
                 parent_id=parse_id(input.parent_id, "parentId")
                 if change_parent and input.parent_id is not None
@@ -252,15 +302,7 @@ class NodeMutations:
                 for index, move in enumerate(moves)
             ]
             for index, move in enumerate(parsed):
-                for key in ("canvas_width", "canvas_height"):
-                    if key in move and move[key] is None:
-                        from graph.errors import ErrorCode, InvalidInput, camel
-
-                        raise InvalidInput(
-                            f"{camel(key)} cannot be cleared.",
-                            field=f"moves[{index}].{camel(key)}",
-                            code=ErrorCode.REQUIRED,
-                        )
+                refuse_cleared(move, Node, f"moves[{index}].")
             moved = await nodes.move_nodes(session, actor, parsed)
             return NodesPayload(nodes=[node_out(node) for node in moved])
 

@@ -7,9 +7,18 @@ from typing import Annotated, Any
 
 import strawberry
 
+from db.models import Relationship
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.mutations.bridge import RelationshipType, relationship_out
-from graph.mutations.common import aware, parse_id, parse_ids, provided, run_mutation
+from graph.mutations.common import (
+    inherit_descriptions,
+    parse_id,
+    parse_ids,
+    provided,
+    refuse_cleared,
+    result_union,
+    run_mutation,
+)
 from graph.services import relationships
 
 
@@ -45,16 +54,12 @@ def _values(data: RelationshipFieldsInput) -> dict[str, Any]:
         values["supporting_utterance_ids"] = parse_ids(
             values["supporting_utterance_ids"], "supportingUtteranceIds"
         )
-    for key, field in (
-        ("relationship_type", "relationshipType"),
-        ("strength", "strength"),
-        ("confidence", "confidence"),
-    ):
-        if key in values and values[key] is None:
-            from graph.errors import ErrorCode, InvalidInput
-
-            raise InvalidInput(f"{field} cannot be cleared.", field=field, code=ErrorCode.REQUIRED)
+    refuse_cleared(values, Relationship)
     return values
+
+
+for _input in (CreateRelationshipInput, UpdateRelationshipInput):
+    inherit_descriptions(_input, RelationshipType)
 
 
 @strawberry.type
@@ -68,15 +73,18 @@ class DeleteRelationshipPayload:
 
 
 Errors = ValidationError | NotFoundError | ConflictError | ForbiddenError
-RelationshipResult = Annotated[RelationshipPayload | Errors, strawberry.union("RelationshipResult")]
+RelationshipResult = Annotated[
+    RelationshipPayload | Errors, result_union("RelationshipResult", "RelationshipPayload")
+]
 DeleteRelationshipResult = Annotated[
-    DeleteRelationshipPayload | Errors, strawberry.union("DeleteRelationshipResult")
+    DeleteRelationshipPayload | Errors,
+    result_union("DeleteRelationshipResult", "DeleteRelationshipPayload"),
 ]
 
 
 @strawberry.type
 class RelationshipMutations:
-    @strawberry.mutation
+    @strawberry.mutation(description="A new relationship, logged as an `addition` edit.")
     async def create_relationship(
         self,
         info: strawberry.Info,
@@ -96,7 +104,7 @@ class RelationshipMutations:
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Changes the fields sent; each changed field is logged.")
     async def update_relationship(
         self,
         info: strawberry.Info,
@@ -109,14 +117,14 @@ class RelationshipMutations:
                 session,
                 actor,
                 parse_id(input.id, "id"),
-                aware(input.expected_updated_at, "expected_updated_at"),
+                input.expected_updated_at,
                 _values(input),
             )
             return RelationshipPayload(relationship=relationship_out(relationship))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Deletes a relationship, logged as a `deletion` edit.")
     async def delete_relationship(
         self,
         info: strawberry.Info,

@@ -250,8 +250,11 @@ async def reload(session: AsyncSession, node_id: uuid.UUID) -> Node:
 
 
 async def _count_nodes(session: AsyncSession, conversation: Conversation) -> None:
-    conversation.total_nodes = await session.scalar(
-        select(func.count()).select_from(Node).where(Node.conversation_id == conversation.id)
+    conversation.total_nodes = (
+        await session.scalar(
+            select(func.count()).select_from(Node).where(Node.conversation_id == conversation.id)
+        )
+        or 0
     )
 
 

@@ -12,7 +12,7 @@ async def new_conversation(gql, **overrides: Any) -> dict[str, Any]:
         documents.CREATE_CONVERSATION,
         input={
             "conversationName": "Planning",
-            "conversationType": "transcript",
+            "conversationType": "TRANSCRIPT",
             "sourceType": "upload",
             **overrides,
         },
@@ -20,6 +20,14 @@ async def new_conversation(gql, **overrides: Any) -> dict[str, Any]:
     result = body["data"]["createConversation"]
     assert result["__typename"] == "ConversationPayload", result
     return result["conversation"]
+
+
+def refused_by_schema(body: dict[str, Any], path: str) -> None:
+    """The value at `path` of a variable was refused when the variables were coerced to the
+    schema's input types: no resolver ran, so nothing was written."""
+    assert body.get("data") is None, body
+    messages = [error["message"] for error in body["errors"]]
+    assert any(f"invalid value at {path}" in message for message in messages), messages
 
 
 async def append(gql, conversation_id: str, *texts: str, start: int = 0) -> list[dict[str, Any]]:

@@ -8,7 +8,13 @@ import pytest
 
 from tests.mutations import documents
 from tests.mutations.conftest import VIEWER
-from tests.mutations.support import append, new_conversation, new_node, payload
+from tests.mutations.support import (
+    append,
+    new_conversation,
+    new_node,
+    payload,
+    refused_by_schema,
+)
 
 # Conversations ----------------------------------------------------------------------------------
 
@@ -83,14 +89,12 @@ async def test_conversation_lifecycle(gql, database) -> None:
 @pytest.mark.parametrize(
     ("overrides", "field", "code"),
     [
-        ({"conversationType": "podcast"}, "conversationType", "INVALID"),
         ({"conversationName": "  "}, "conversationName", "REQUIRED"),
-        ({"visibility": "everyone"}, "visibility", "INVALID"),
         ({"conversationName": "a\x00b"}, "conversationName", "INVALID"),
         ({"participantCount": -1}, "participantCount", "OUT_OF_RANGE"),
         ({"sourceMetadata": {"tool": "x\x00"}}, "sourceMetadata", "INVALID"),
-        ({"participants": [{"name\x00": "Ann"}]}, "participants", "INVALID"),
-        ({"startedAt": "2026-01-01T00:00:00"}, "startedAt", "INVALID"),
+        ({"participants": [{"metadata": {"name\x00": "Ann"}}]}, "participants", "INVALID"),
+        ({"visibility": None}, "visibility", "REQUIRED"),
     ],
 )
 async def test_create_conversation_validation(gql, overrides, field, code) -> None:
@@ -98,7 +102,7 @@ async def test_create_conversation_validation(gql, overrides, field, code) -> No
         documents.CREATE_CONVERSATION,
         input={
             "conversationName": "x",
-            "conversationType": "chat",
+            "conversationType": "CHAT",
             "sourceType": "upload",
             **overrides,
         },
@@ -106,6 +110,115 @@ async def test_create_conversation_validation(gql, overrides, field, code) -> No
     result = payload(body, "createConversation")
     assert result["__typename"] == "ValidationError"
     assert (result["field"], result["code"]) == (field, code)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({"conversationType": "chat"}, ".conversationType"),  # the stored text, not the enum
+        ({"conversationType": "PODCAST"}, ".conversationType"),
+        ({"visibility": "public"}, ".visibility"),
+        ({"participants": [{"name": "Ann", "nickname": "A"}]}, ".participants[0]"),
+        ({"goals": [{"goal": "decide"}]}, ".goals[0]"),
+        ({"startedAt": "2026-01-01T00:00:00"}, ".startedAt"),  # no UTC offset
+        ({"startedAt": "2026-01-01"}, ".startedAt"),
+    ],
+)
+async def test_create_conversation_refused_by_the_schema(gql, database, overrides, path) -> None:
+    before = await database.fetchval("SELECT count(*) FROM conversations")
+    body = await gql(
+        documents.CREATE_CONVERSATION,
+        input={"conversationName": "x", "conversationType": "CHAT", "sourceType": "upload"}
+        | overrides,
+    )
+    refused_by_schema(body, path)
+    assert await database.fetchval("SELECT count(*) FROM conversations") == before
+
+
+SHAPED = """
+  id updatedAt conversationType visibility startedAt
+  participants { id name role email avatarUrl platformId metadata }
+  goals { goalType description targetMetric targetValue weight }
+"""
+CREATE_SHAPED = f"""
+mutation($input: CreateConversationInput!) {{
+  createConversation(input: $input) {{
+    __typename
+    ... on ConversationPayload {{ conversation {{ {SHAPED} }} }}
+    ... on UserError {{ message code }}
+  }}
+}}"""
+UPDATE_SHAPED = f"""
+mutation($input: UpdateConversationInput!) {{
+  updateConversation(input: $input) {{
+    __typename
+    ... on ConversationPayload {{ conversation {{ {SHAPED} }} }}
+    ... on UserError {{ message code }}
+  }}
+}}"""
+
+
+async def test_typed_inputs_are_stored_as_their_outputs_read_them(gql) -> None:
+    created = payload(
+        await gql(
+            CREATE_SHAPED,
+            input={
+                "conversationName": "Shaped",
+                "conversationType": "LIVE_AUDIO",
+                "sourceType": "upload",
+                "visibility": "SHARED",
+                "startedAt": "2026-01-01T09:30:00Z",
+                "participants": [
+                    {"id": "a", "name": "Ann", "role": "facilitator", "metadata": {"k": 1}}
+                ],
+                "goals": [{"goalType": "decide", "weight": 0.5, "targetValue": [1, 2]}],
+            },
+        ),
+        "createConversation",
+    )
+    assert created["__typename"] == "ConversationPayload", created
+    conversation = created["conversation"]
+    assert conversation["conversationType"] == "LIVE_AUDIO"
+    assert conversation["visibility"] == "SHARED"
+    assert conversation["startedAt"] == "2026-01-01T09:30:00+00:00"
+    assert conversation["participants"] == [
+        {
+            "id": "a",
+            "name": "Ann",
+            "role": "facilitator",
+            "email": None,
+            "avatarUrl": None,
+            "platformId": None,
+            "metadata": {"k": 1},
+        }
+    ]
+    assert conversation["goals"] == [
+        {
+            "goalType": "decide",
+            "description": None,
+            "targetMetric": None,
+            "targetValue": [1, 2],
+            "weight": 0.5,
+        }
+    ]
+    # What was read goes back unchanged: the same enum values, the same typed objects.
+    echoed = payload(
+        await gql(
+            UPDATE_SHAPED,
+            input={
+                "id": conversation["id"],
+                "expectedUpdatedAt": conversation["updatedAt"],
+                "conversationType": conversation["conversationType"],
+                "visibility": conversation["visibility"],
+                "participants": conversation["participants"],
+                "goals": conversation["goals"],
+            },
+        ),
+        "updateConversation",
+    )
+    assert echoed["__typename"] == "ConversationPayload", echoed
+    for key in ("conversationType", "visibility", "participants", "goals"):
+        assert echoed["conversation"][key] == conversation[key]
 
 
 async def test_update_conversation_not_found_and_bad_id(gql) -> None:
@@ -133,8 +246,8 @@ async def test_update_conversation_validates_values(gql, database) -> None:
     cases = [
         ({"conversationName": "  "}, "conversationName", "REQUIRED"),
         ({"conversationName": None}, "conversationName", "REQUIRED"),
-        ({"conversationType": "podcast"}, "conversationType", "INVALID"),
-        ({"visibility": "everyone"}, "visibility", "INVALID"),
+        ({"conversationType": None}, "conversationType", "REQUIRED"),
+        ({"visibility": None}, "visibility", "REQUIRED"),
         ({"durationSeconds": -1}, "durationSeconds", "OUT_OF_RANGE"),
         ({"goalProgress": {"done\x00": 1}}, "goalProgress", "INVALID"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from tests.mutations import documents
 from tests.mutations.conftest import VIEWER
 from tests.mutations.invariants import violations
-from tests.mutations.support import append, new_conversation, new_node, payload
+from tests.mutations.support import append, new_conversation, new_node, payload, refused_by_schema
 
 
 async def node_row(database, node_id: str):
@@ -49,8 +50,9 @@ async def test_create_node_links_parent_and_timeline(gql, database) -> None:
         ({"nodeName": ""}, "ValidationError", "nodeName", "REQUIRED"),
         ({"canvasWidth": 0}, "ValidationError", "canvasWidth", "OUT_OF_RANGE"),
         ({"confidenceScore": 3.0}, "ValidationError", "confidenceScore", "OUT_OF_RANGE"),
-        ({"dialogueType": "chorus"}, "ValidationError", "dialogueType", "INVALID"),
-        ({"speakerInfo": {"a": "b\x00c"}}, "ValidationError", "speakerInfo", "INVALID"),
+        ({"speakerInfo": {"speakerName": "b\x00"}}, "ValidationError", "speakerInfo", "INVALID"),
+        ({"isBookmark": None}, "ValidationError", "isBookmark", "REQUIRED"),
+        ({"canvasHeight": None}, "ValidationError", "canvasHeight", "REQUIRED"),
         ({"displayPreferences": {"\x00": 1}}, "ValidationError", "displayPreferences", "INVALID"),
         ({"parentId": str(uuid.uuid4())}, "NotFoundError", "parentId", "NOT_FOUND"),
         ({"predecessorId": "nope"}, "ValidationError", "predecessorId", "INVALID"),
@@ -68,6 +70,117 @@ async def test_create_node_errors(gql, fields, typename, field, code) -> None:
         "createNode",
     )
     assert (result["__typename"], result["field"], result["code"]) == (typename, field, code)
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"dialogueType": "multi-party"}, ".dialogueType"),  # the stored text, not the enum
+        ({"dialogueType": "CHORUS"}, ".dialogueType"),
+        ({"chunkIds": ["not-a-uuid"]}, ".chunkIds[0]"),
+        ({"claimIds": ["0f8fad5bd9cb469fa16570867728950e"]}, ".claimIds[0]"),  # not RFC 4122 text
+        ({"speakerInfo": {"primary_speaker": "a"}}, ".speakerInfo"),  # JSONB keys are not fields
+        ({"speakerInfo": {"secondarySpeakers": [{"share": 3}]}}, ".speakerInfo.secondarySpeakers"),
+    ],
+)
+async def test_create_node_refused_by_the_schema(gql, database, fields, path) -> None:
+    conversation = await new_conversation(gql)
+    body = await gql(
+        documents.CREATE_NODE,
+        input={"conversationId": conversation["id"], "nodeName": "n", "summary": "s", **fields},
+    )
+    refused_by_schema(body, path)
+    count = "SELECT count(*) FROM nodes WHERE conversation_id = $1"
+    assert await database.fetchval(count, uuid.UUID(conversation["id"])) == 0
+
+
+ROUND_TRIP_FIELDS = """
+  id updatedAt nodeType level isBookmark isContextualProgress isTangent isCrux chunkIds claimIds
+  dialogueType canvasX canvasY canvasWidth canvasHeight zoomLevelVisible clusterInfo
+  speakerInfo { primarySpeaker speakerName contributionPercentage
+                secondarySpeakers { speakerId percentage } }
+  speakerTransitions { fromSpeaker toSpeaker utteranceIndex transitionType contextSnippet }
+"""
+CREATE_ROUND_TRIP = f"""
+mutation($input: CreateNodeInput!) {{
+  createNode(input: $input) {{
+    __typename ... on NodePayload {{ node {{ {ROUND_TRIP_FIELDS} }} }}
+    ... on UserError {{ message code }}
+  }}
+}}"""
+UPDATE_ROUND_TRIP = f"""
+mutation($input: UpdateNodeInput!) {{
+  updateNode(input: $input) {{
+    __typename ... on NodePayload {{ node {{ {ROUND_TRIP_FIELDS} }} }}
+    ... on UserError {{ message code }}
+  }}
+}}"""
+
+
+async def test_every_node_value_read_can_be_sent_back(gql, database) -> None:
+    conversation = await new_conversation(gql)
+    chunk = str(uuid.uuid4())
+    created = payload(
+        await gql(
+            CREATE_ROUND_TRIP,
+            input={
+                "conversationId": conversation["id"],
+                "nodeName": "n",
+                "summary": "s",
+                "chunkIds": [chunk],
+                "claimIds": [chunk.upper()],
+                "dialogueType": "MULTI_PARTY",
+                "speakerInfo": {
+                    "primarySpeaker": "ann",
+                    "contributionPercentage": 60,
+                    "secondarySpeakers": [{"speakerId": "bob", "percentage": 40}],
+                },
+                "speakerTransitions": [{"fromSpeaker": "ann", "toSpeaker": "bob"}],
+                "clusterInfo": {"cluster_id": "c1"},
+            },
+        ),
+        "createNode",
+    )
+    assert created["__typename"] == "NodePayload", created
+    node = created["node"]
+    assert node["dialogueType"] == "MULTI_PARTY"
+    assert node["chunkIds"] == [chunk] and node["claimIds"] == [chunk]
+    assert node["speakerInfo"] == {
+        "primarySpeaker": "ann",
+        "speakerName": None,
+        "contributionPercentage": 60.0,
+        "secondarySpeakers": [{"speakerId": "bob", "percentage": 40.0}],
+    }
+    # The defaults the database fills are values, never null.
+    assert (node["nodeType"], node["level"], node["isBookmark"], node["canvasWidth"]) == (
+        "conversational_thread",
+        1,
+        False,
+        350,
+    )
+    stored = await database.fetchrow(
+        "SELECT dialogue_type, speaker_info FROM nodes WHERE id = $1", uuid.UUID(node["id"])
+    )
+    assert stored["dialogue_type"] == "multi-party"
+    assert json.loads(stored["speaker_info"]) == {
+        "primary_speaker": "ann",
+        "contribution_percentage": 60.0,
+        "secondary_speakers": [{"speaker_id": "bob", "percentage": 40.0}],
+    }
+    echoed = payload(
+        await gql(
+            UPDATE_ROUND_TRIP,
+            input={
+                **{key: value for key, value in node.items() if key != "updatedAt"},
+                "expectedUpdatedAt": node["updatedAt"],
+            },
+        ),
+        "updateNode",
+    )
+    assert echoed["__typename"] == "NodePayload", echoed
+    assert {key: value for key, value in echoed["node"].items() if key != "updatedAt"} == {
+        key: value for key, value in node.items() if key != "updatedAt"
+    }
 
 
 async def test_node_in_another_conversation_is_refused(gql) -> None:

@@ -383,7 +383,7 @@ def _canonical(document: dict[str, Any], names: dict[str, str]) -> dict[str, Any
 
 async def test_export_import_round_trip(gql, database) -> None:
     conversation = await new_conversation(
-        gql, participants=[{"id": "a", "name": "Ann"}], goals=[{"goal": "decide"}]
+        gql, participants=[{"id": "a", "name": "Ann"}], goals=[{"goalType": "decide"}]
     )
     utterances = await append(
         gql, conversation["id"], "we should ship", "not before tests", "agreed"
@@ -396,7 +396,7 @@ async def test_export_import_round_trip(gql, database) -> None:
         "first",
         parentId=root["id"],
         utteranceIds=ids[:2],
-        speakerInfo={"primary_speaker": "a"},
+        speakerInfo={"primarySpeaker": "a"},
         zoomLevelVisible=[1, 2],
     )
     second = await new_node(
@@ -406,7 +406,7 @@ async def test_export_import_round_trip(gql, database) -> None:
         parentId=root["id"],
         predecessorId=first["id"],
         utteranceIds=ids[2:],
-        dialogueType="dialogue",
+        dialogueType="DIALOGUE",
     )
     payload(
         await gql(

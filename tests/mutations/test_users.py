@@ -47,7 +47,7 @@ def ok(body: dict[str, Any], name: str) -> dict[str, Any]:
     return checked_payload(body, name)
 
 
-CONVERSATION = {"conversationName": "Alice's", "conversationType": "chat", "sourceType": "app"}
+CONVERSATION = {"conversationName": "Alice's", "conversationType": "CHAT", "sourceType": "app"}
 
 
 async def test_only_the_owner_writes(as_user) -> None:
@@ -70,7 +70,7 @@ async def test_only_the_owner_writes(as_user) -> None:
             input={
                 "id": created["id"],
                 "expectedUpdatedAt": created["updatedAt"],
-                "visibility": "public",
+                "visibility": "PUBLIC",
             },
         ),
         "updateConversation",

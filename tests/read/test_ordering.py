@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from db.base import Base
 from db.demo import generate_conversation
 
 OWNER = "ordering-owner"  # public conversations of their own, so other tests' rows stay out
@@ -140,31 +141,28 @@ class Ordered:
     others: list[uuid.UUID]  # OWNER's other conversations
 
 
-# Row n (1-based, in id order) of each table gets NULLs and ties by n's remainders.
+# Row n (1-based, in id order) of each table gets NULLs (where the column allows them) and ties
+# by n's remainders.
 ODD_VALUES = [
     """UPDATE nodes SET
          node_name = CASE WHEN n % 4 = 0 THEN 'Same name' ELSE node_name END,
          timestamp_start = CASE n % 5 WHEN 0 THEN NULL WHEN 1 THEN 42.5 ELSE timestamp_start END,
-         level = CASE WHEN n % 7 = 0 THEN NULL ELSE level END,
-         created_at = CASE WHEN n % 6 = 0 THEN NULL
-                           ELSE $2::timestamptz + (n % 3) * interval '1 second' END,
-         updated_at = CASE WHEN n % 4 = 1 THEN NULL
-                           ELSE $2::timestamptz + (n % 5) * interval '1 microsecond' END
+         level = CASE WHEN n % 7 = 0 THEN 3 ELSE level END,
+         created_at = $2::timestamptz + (n % 3) * interval '1 second',
+         updated_at = $2::timestamptz + (n % 5) * interval '1 microsecond'
        FROM (SELECT id AS row_id, row_number() OVER (ORDER BY id) AS n
              FROM nodes WHERE conversation_id = $1) numbered
        WHERE id = row_id""",
     """UPDATE utterances SET
          timestamp_start = CASE n % 6 WHEN 0 THEN NULL WHEN 1 THEN 7.25 ELSE timestamp_start END,
          timestamp_end = CASE WHEN n % 6 IN (0, 1) THEN NULL ELSE timestamp_end END,
-         created_at = CASE WHEN n % 5 = 0 THEN NULL
-                           ELSE $2::timestamptz + (n % 4) * interval '1 second' END
+         created_at = $2::timestamptz + (n % 4) * interval '1 second'
        FROM (SELECT id AS row_id, row_number() OVER (ORDER BY id) AS n
              FROM utterances WHERE conversation_id = $1) numbered
        WHERE id = row_id""",
     """UPDATE relationships SET
-         strength = CASE n % 5 WHEN 0 THEN NULL WHEN 1 THEN 0.5 ELSE strength END,
-         created_at = CASE WHEN n % 6 = 0 THEN NULL
-                           ELSE $2::timestamptz + (n % 3) * interval '1 second' END
+         strength = CASE n % 5 WHEN 1 THEN 0.5 ELSE strength END,
+         created_at = $2::timestamptz + (n % 3) * interval '1 second'
        FROM (SELECT id AS row_id, row_number() OVER (ORDER BY id) AS n
              FROM relationships WHERE conversation_id = $1) numbered
        WHERE id = row_id""",
@@ -176,8 +174,7 @@ ODD_VALUES = [
          new_value, edit_type, user_comment, user_id, user_confidence, exported_for_training,
          training_dataset_id, created_at
        FROM edits_log, generate_series(1, 4) WHERE conversation_id = $1""",
-    """UPDATE edits_log SET created_at = CASE n % 4 WHEN 0 THEN NULL
-                                                WHEN 1 THEN $2::timestamptz ELSE created_at END
+    """UPDATE edits_log SET created_at = CASE n % 4 WHEN 1 THEN $2::timestamptz ELSE created_at END
        FROM (SELECT id AS row_id, row_number() OVER (ORDER BY id) AS n
              FROM edits_log WHERE conversation_id = $1) numbered
        WHERE id = row_id""",
@@ -198,8 +195,8 @@ ODD_CONVERSATIONS = """
 UPDATE conversations SET
   conversation_name = CASE WHEN n % 2 = 0 THEN 'Twin' ELSE conversation_name END,
   started_at = CASE WHEN n % 3 = 0 THEN $2::timestamptz ELSE started_at END,
-  created_at = CASE n % 4 WHEN 0 THEN NULL WHEN 1 THEN $2::timestamptz ELSE created_at END,
-  updated_at = CASE n % 3 WHEN 1 THEN NULL WHEN 2 THEN $2::timestamptz ELSE updated_at END
+  created_at = CASE n % 4 WHEN 1 THEN $2::timestamptz ELSE created_at END,
+  updated_at = CASE n % 3 WHEN 2 THEN $2::timestamptz ELSE updated_at END
 FROM (SELECT id AS row_id, row_number() OVER (ORDER BY id) AS n
       FROM conversations WHERE owner_id = $1) numbered
 WHERE id = row_id
@@ -315,12 +312,6 @@ async def test_the_data_has_nulls_and_ties_in_every_order_column(db, ordered):
             )
             if column != "sequence_number":  # unique per conversation
                 assert distinct + (1 if nulls else 0) < total, (listing.table, column, "no tie")
-            nullable = column not in (
-                "node_name",
-                "sequence_number",
-                "relationship_type",
-                "total_cost",
-                "started_at",
-                "conversation_name",
-            )
+            # every column that can hold NULL holds one here
+            nullable = Base.metadata.tables[listing.table].columns[column].nullable
             assert (nulls > 0) is nullable, (listing.table, column, nulls)

@@ -240,7 +240,7 @@ async def odd(db) -> uuid.UUID:
         )
     # whole seconds (isoformat leaves the fraction out), and a fraction with trailing zeros
     await db.execute(
-        "UPDATE nodes SET created_at = '2026-01-02 03:04:05+00', canvas_x = NULL, level = NULL,"
+        "UPDATE nodes SET created_at = '2026-01-02 03:04:05+00', canvas_x = NULL,"
         " zoom_level_visible = '{}', key_points = NULL, timestamp_start = NULL"
         " WHERE id = ANY($1)",
         node_ids[:5],

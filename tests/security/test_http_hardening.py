@@ -17,7 +17,7 @@ from tests.security.conftest import OWNER, SECRET, Ask, token
 
 WHO = "query { conversations(first: 1) { totalCount } }"
 CREATE = """
-mutation { createConversation(input: {conversationName: "x", conversationType: "chat",
+mutation { createConversation(input: {conversationName: "x", conversationType: CHAT,
   sourceType: "app"}) { __typename } }"""
 
 

@@ -272,7 +272,7 @@ async def test_the_acting_user_is_the_token_subject(ask: Ask, world: World) -> N
     created = await ask(
         CREATE,
         as_=NEWCOMER,
-        input={"conversationName": "dave's", "conversationType": "chat", "sourceType": "app"},
+        input={"conversationName": "dave's", "conversationType": "CHAT", "sourceType": "app"},
     )
     assert created.data["createConversation"]["conversation"]["ownerId"] == NEWCOMER
 
