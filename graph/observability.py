@@ -26,7 +26,6 @@ import re
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -327,7 +326,7 @@ def request_id_from(value: bytes | None) -> str:
         candidate = value.decode("latin-1")
         if VALID_REQUEST_ID.fullmatch(candidate):
             return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 NO_REQUEST = "-"
@@ -683,7 +682,8 @@ class OperationObserver(SchemaExtension):
             slow_ms = self.observability.settings.slow_operation_ms
             if slow_ms and seconds * 1000 >= slow_ms:
                 milliseconds = round(seconds * 1000, 1)
-                name = (context.operation_name or "anonymous")[:200]
+                # past the label cap the log still names it (a name from the parsed document)
+                name = label if label != "other" else str(context.operation_name)[:200]
                 logger.warning(
                     "slow operation %s: %s ms, %d SQL statements, %s",
                     name,
