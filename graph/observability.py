@@ -135,7 +135,7 @@ def count_refusal(error: GraphQLError) -> None:
 
 
 def count_masked_error() -> None:
-    """Called by graph/masking.py when it masks an unexpected error."""
+    """Called where an unexpected error is masked (graph/masking.py, graph/http.py)."""
     MASKED_ERRORS.inc()
 
 
@@ -243,12 +243,13 @@ def count_statements(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
 
 
-def instrument_pool(engine: AsyncEngine, pool_limit: int) -> None:
+def instrument_pool(engine: AsyncEngine) -> None:
     """Keeps the pool gauges current: in use after every checkout and checkin (SQLAlchemy fires
     `checkin` just before the connection is back, hence the -1), waiting around every request
     for a connection (`Engine.raw_connection` is where every checkout starts)."""
     sync_engine = engine.sync_engine
-    POOL_LIMIT.set(pool_limit)
+    pool: Any = sync_engine.pool
+    POOL_LIMIT.set(pool.size() + max(getattr(pool, "_max_overflow", 0), 0))
 
     def checked_out(*_: Any) -> None:
         POOL_IN_USE.set(sync_engine.pool.checkedout())  # type: ignore[attr-defined]
@@ -615,7 +616,7 @@ class Observability:
         self.engine = engine
         self.heads = expected_heads()
         count_statements(engine)
-        instrument_pool(engine, 2 * self.settings.pool_size)
+        instrument_pool(engine)
         exporters = traces_exporter_names()
         if exporters:
             self.tracing = Tracing(exporters)
