@@ -473,7 +473,7 @@ async def test_not_ready_when_the_database_is_not_migrated(
 
 
 async def test_not_ready_but_alive_when_the_database_is_unreachable(database_url: URL) -> None:
-    nowhere = database_url.set(host="127.0.0.1", port=free_port())
+    nowhere = database_url.set(host="127.0.0.1", port=free_port(), query={})
     server = LiveServer(server_settings(nowhere))
     await server.start()
     try:
