@@ -26,7 +26,6 @@ import re
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,7 +135,7 @@ def count_refusal(error: GraphQLError) -> None:
 
 
 def count_masked_error() -> None:
-    """Called by graph/masking.py when it masks an unexpected error."""
+    """Called where an unexpected error is masked (graph/masking.py, graph/http.py)."""
     MASKED_ERRORS.inc()
 
 
@@ -244,12 +243,13 @@ def count_statements(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
 
 
-def instrument_pool(engine: AsyncEngine, pool_limit: int) -> None:
+def instrument_pool(engine: AsyncEngine) -> None:
     """Keeps the pool gauges current: in use after every checkout and checkin (SQLAlchemy fires
     `checkin` just before the connection is back, hence the -1), waiting around every request
     for a connection (`Engine.raw_connection` is where every checkout starts)."""
     sync_engine = engine.sync_engine
-    POOL_LIMIT.set(pool_limit)
+    pool: Any = sync_engine.pool
+    POOL_LIMIT.set(pool.size() + max(getattr(pool, "_max_overflow", 0), 0))
 
     def checked_out(*_: Any) -> None:
         POOL_IN_USE.set(sync_engine.pool.checkedout())  # type: ignore[attr-defined]
@@ -327,7 +327,7 @@ def request_id_from(value: bytes | None) -> str:
         candidate = value.decode("latin-1")
         if VALID_REQUEST_ID.fullmatch(candidate):
             return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 NO_REQUEST = "-"
@@ -616,7 +616,7 @@ class Observability:
         self.engine = engine
         self.heads = expected_heads()
         count_statements(engine)
-        instrument_pool(engine, 2 * self.settings.pool_size)
+        instrument_pool(engine)
         exporters = traces_exporter_names()
         if exporters:
             self.tracing = Tracing(exporters)
@@ -683,7 +683,8 @@ class OperationObserver(SchemaExtension):
             slow_ms = self.observability.settings.slow_operation_ms
             if slow_ms and seconds * 1000 >= slow_ms:
                 milliseconds = round(seconds * 1000, 1)
-                name = (context.operation_name or "anonymous")[:200]
+                # past the label cap the log still names it (a name from the parsed document)
+                name = label if label != "other" else str(context.operation_name)[:200]
                 logger.warning(
                     "slow operation %s: %s ms, %d SQL statements, %s",
                     name,

@@ -473,7 +473,7 @@ async def test_not_ready_when_the_database_is_not_migrated(
 
 
 async def test_not_ready_but_alive_when_the_database_is_unreachable(database_url: URL) -> None:
-    nowhere = database_url.set(host="127.0.0.1", port=free_port())
+    nowhere = database_url.set(host="127.0.0.1", port=free_port(), query={})
     server = LiveServer(server_settings(nowhere))
     await server.start()
     try:
@@ -578,6 +578,69 @@ async def test_a_span_per_operation_and_per_statement(data: Data) -> None:
     assert len(children) == unnamed["extensions"]["sqlStatements"]
     # every span is one of those: no statement outside an operation was traced
     assert len(spans) == 2 + len(statements) + len(children)
+
+
+class Collector:
+    """An OTLP/HTTP trace receiver: keeps the bodies POSTed to /v1/traces."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies = self.bodies = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/traces":
+                    bodies.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def spans(self) -> list[Any]:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        found = []
+        for body in self.bodies:
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    found.extend(scope_spans.spans)
+        return found
+
+
+async def test_an_otlp_endpoint_alone_switches_tracing_on(data: Data) -> None:
+    collector = Collector()
+    try:
+        served = await serve(
+            data.database,
+            "--no-access-log",
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        )
+        try:
+            body = (await served.post(CANVAS, id=str(data.conversation))).json()
+            assert "errors" not in body, body
+        finally:
+            served.stop()
+        spans = collector.spans()
+    finally:
+        collector.server.shutdown()
+    operations = [span for span in spans if span.name == "query Canvas"]
+    assert len(operations) == 1
+    statements = [span for span in spans if span.parent_span_id == operations[0].span_id]
+    assert len(statements) == len(spans) - 1 == body["extensions"]["sqlStatements"]
 
 
 # -- serve --workers N ---------------------------------------------------------------------------
