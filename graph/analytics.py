@@ -300,6 +300,8 @@ def _selects_percentiles(info: Info) -> bool:
 
 async def _check_zone(info: Info, name: str) -> None:
     global _zone_names
+    if name == "UTC":
+        return
     if _zone_names is None:
         # The server's zone list changes only with its binaries: read once per process.
         _zone_names = frozenset(row[0] for row in await info.context.fetch(zone_names_statement()))
@@ -484,8 +486,7 @@ class AnalyticsQuery:
             offset = 0 if after is None else decode_offset(after)
         except StatsInputError as error:
             raise user_error(str(error)) from None
-        if "bucket" in request.keys:
-            await _check_zone(info, time_zone)
+        await _check_zone(info, time_zone)
         rows = await info.context.fetch(
             stats_statement(request, info.context.viewer_id, size, offset)
         )

@@ -215,5 +215,27 @@ async def test_empty_selection_and_bad_input(graphql, corpus):
 
 
 async def test_one_statement(graphql, corpus):
-    reply = await graphql(STATS, groupBy=["MODEL", "FEATURE", "BUCKET"], first=5)
+    variables = {"groupBy": ["MODEL", "FEATURE", "BUCKET"], "timeZone": "Asia/Kolkata"}
+    await graphql(STATS, first=5, **variables)  # the process reads the zone names once
+    reply = await graphql(STATS, first=5, **variables)
     assert not reply.errors and reply.statements == 1
+
+
+async def test_no_keys_is_one_group_equal_to_the_totals(graphql, corpus, corpus_db):
+    rows = await corpus_db.fetch(ROWS)
+    groups, totals, count = await fetch_all(graphql, 10)
+    assert count == 1 and groups == [
+        {
+            "model": None,
+            "feature": None,
+            "bucket": None,
+            "conversationId": None,
+            "aggregate": totals,
+        }
+    ]
+    assert served(totals) == pytest.approx(figures(list(rows)))
+
+
+async def test_a_bad_zone_is_refused_even_without_buckets(graphql, corpus):
+    reply = await graphql(STATS, groupBy=["MODEL"], timeZone="Nowhere/Special")
+    assert [e["extensions"]["code"] for e in reply.errors] == ["BAD_USER_INPUT"]
