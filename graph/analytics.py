@@ -286,16 +286,48 @@ def _group(values: dict[str, Any]) -> ApiCallGroup:
     )
 
 
-def _selects_percentiles(info: Info) -> bool:
-    def walk(fields: Any) -> bool:
-        for selected in fields:
-            if selected.name in ("p50", "p95", "p99"):
-                return True
-            if walk(getattr(selected, "selections", ())):
-                return True
-        return False
+AGGREGATE_FIELDS = {"aggregate", "totals"}
+STATS_FIELDS = {
+    "promptTokens": "prompt_tokens",
+    "completionTokens": "completion_tokens",
+    "totalTokens": "total_tokens",
+    "promptCost": "prompt_cost",
+    "completionCost": "completion_cost",
+    "totalCost": "total_cost",
+    "latencyMs": "latency",
+}
 
-    return walk(info.selected_fields)
+
+def _children(selection: Any) -> list[Any]:
+    """A selection's fields, with fragments (spread or inline) opened."""
+    found = []
+    for child in getattr(selection, "selections", ()):
+        if hasattr(child, "name") and not hasattr(child, "type_condition"):
+            found.append(child)
+        else:
+            found += _children(child)
+    return found
+
+
+def _selected_metrics(info: Info) -> set[str]:
+    """The aggregates the selection reads (under `aggregate` and `totals`), by metric name."""
+    metrics: set[str] = set()
+
+    def walk(selections: list[Any]) -> None:
+        for selected in selections:
+            if selected.name in AGGREGATE_FIELDS:
+                for field in _children(selected):
+                    if field.name == "count":
+                        metrics.add("count")
+                    elif field.name in STATS_FIELDS:
+                        prefix = STATS_FIELDS[field.name]
+                        metrics.update(f"{prefix}_{part.name}" for part in _children(field))
+            else:
+                walk(_children(selected))
+
+    for root in info.selected_fields:
+        walk(_children(root))
+    return metrics
 
 
 async def _check_zone(info: Info, name: str) -> None:
@@ -479,9 +511,11 @@ class AnalyticsQuery:
                 ),
                 order=tuple(order),
                 discrete_percentiles=percentiles is PercentileMethod.DISCRETE,
-                percentiles_needed=_selects_percentiles(info)
-                or any(term.metric.value.startswith("latency_p") for term in having or ())
-                or any(term.name.startswith("latency_p") for term in order),
+                needed=frozenset(
+                    _selected_metrics(info)
+                    | {term.metric.value for term in having or ()}
+                    | {term.name for term in order}
+                ),
             )
             offset = 0 if after is None else decode_offset(after)
         except StatsInputError as error:
