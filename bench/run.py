@@ -878,6 +878,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--conversations", type=int, default=1000, help="search phase")
     parser.add_argument("--utterances", type=int, default=1_000_000, help="search phase")
     parser.add_argument("--api-calls", type=int, default=1_000_000, help="search phase")
+    parser.add_argument(
+        "--search-database", help="search phase: measure on this database (kept) without generating"
+    )
     return parser.parse_args(argv)
 
 

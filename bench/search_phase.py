@@ -122,22 +122,26 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
     from graph.serve import migrate
 
     server_url = resolve_database_url()
-    name = f"lct_bench_search_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(**connect_arguments(server_url))
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    await admin.close()
+    reuse = arguments.search_database
+    name = reuse or f"lct_bench_search_{uuid.uuid4().hex[:8]}"
     database = server_url.set(database=name)
+    if reuse is None:
+        admin = await asyncpg.connect(**connect_arguments(server_url))
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        await admin.close()
     results = []
     try:
-        await asyncio.to_thread(migrate, database)
+        if reuse is None:
+            await asyncio.to_thread(migrate, database)
         connection = await asyncpg.connect(**connect_arguments(database))
-        started = time.perf_counter()
-        log(
-            f"generating {arguments.utterances:,} utterances in {arguments.conversations:,}"
-            f" conversations and {arguments.api_calls:,} API calls ..."
-        )
-        await generate(connection, arguments, log)
-        log(f"generated in {time.perf_counter() - started:.0f} s")
+        if reuse is None:
+            started = time.perf_counter()
+            log(
+                f"generating {arguments.utterances:,} utterances in {arguments.conversations:,}"
+                f" conversations and {arguments.api_calls:,} API calls in {name} ..."
+            )
+            await generate(connection, arguments, log)
+            log(f"generated in {time.perf_counter() - started:.0f} s")
         for setting, value in SESSION_SETTINGS.items():
             await connection.execute(f"SET {setting} = '{value}'")
         one = str(await connection.fetchval("SELECT id FROM conversations ORDER BY id LIMIT 1"))
@@ -214,7 +218,7 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
             server.stop()
         await connection.close()
     finally:
-        if not arguments.keep_database:
+        if not arguments.keep_database and reuse is None:
             await drop_database(server_url, database)
     return results
 
