@@ -31,7 +31,8 @@ VIEWER = "local-developer"  # the server runs in development mode: every request
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_END = datetime(2026, 11, 1, tzinfo=UTC)
 
-SEARCH = """query($q: String!, $ids: [ID!]) { search(query: $q, first: 20, conversationIds: $ids)
+SEARCH = """query($q: String!, $ids: [ID!], $kinds: [SearchKind!]) {
+  search(query: $q, first: 20, conversationIds: $ids, kinds: $kinds)
   { edges { node { rank headline hit { __typename ... on Node { id } } } } } }"""
 COST = """query($after: DateTime!, $before: DateTime!) {
   apiCallStats(groupBy: [MODEL, BUCKET], bucket: DAY, timeZone: "Europe/Berlin", first: 500,
@@ -151,6 +152,12 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
             async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
                 cases: list[tuple[str, str, dict[str, Any], Any]] = [
                     ("search, two words", SEARCH, {"q": "w40 w41"}, SearchRequest("w40 w41")),
+                    (
+                        "search, two words, utterances only",
+                        SEARCH,
+                        {"q": "w40 w41", "kinds": ["UTTERANCE"]},
+                        SearchRequest("w40 w41", kinds=("utterance",)),
+                    ),
                     ("search, phrase", SEARCH, {"q": '"w40 w41"'}, SearchRequest('"w40 w41"')),
                     (
                         "search, one conversation",
