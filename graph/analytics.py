@@ -10,9 +10,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 from graph.analytics_sql import (
     Having,
@@ -36,6 +37,20 @@ from graph.conversations import Conversation, conversation_id_of
 from graph.pagination import Connection, Direction, Ordering, Page, PageInfo, user_error
 
 Info = strawberry.Info[Context, None]
+
+
+Money = NewType("Money", Decimal)
+# joined to the schema's scalar_map (graph/schema.py)
+SCALARS: dict[object, ScalarDefinition] = {
+    Money: strawberry.scalar(
+        name="Money",
+        description="An exact decimal amount of US dollars, as text in plain notation"
+        " (`12.345678`, never an exponent).",
+        serialize=lambda value: format(value, "f"),
+        parse_value=lambda value: Money(Decimal(str(value))),
+    )
+}
+
 
 _zone_names: frozenset[str] | None = None
 
@@ -156,13 +171,13 @@ class TokenStats:
 
 @strawberry.type(
     description="Sum, average, minimum and maximum of a cost in US dollars, as exact decimals"
-    " (`Decimal` is text: every cent of a sum over millions of calls is exact)."
+    " (`Money` is text: every cent of a sum over millions of calls is exact)."
 )
 class MoneyStats:
-    sum: Decimal
-    avg: Decimal | None = strawberry.field(description="Rounded to 12 decimal places.")
-    min: Decimal | None
-    max: Decimal | None
+    sum: Money
+    avg: Money | None = strawberry.field(description="Rounded to 12 decimal places.")
+    min: Money | None
+    max: Money | None
 
 
 @strawberry.type(
@@ -237,11 +252,15 @@ def _aggregate(values: dict[str, Any]) -> ApiCallAggregate:
         )
 
     def money(column: str) -> MoneyStats:
+        def amount(name: str) -> Money | None:
+            value = values.get(f"{column}_{name}")
+            return None if value is None else Money(Decimal(value))
+
         return MoneyStats(
-            sum=Decimal(values.get(f"{column}_sum") or 0),
-            avg=values.get(f"{column}_avg"),
-            min=values.get(f"{column}_min"),
-            max=values.get(f"{column}_max"),
+            sum=amount("sum") or Money(Decimal(0)),
+            avg=amount("avg"),
+            min=amount("min"),
+            max=amount("max"),
         )
 
     return ApiCallAggregate(

@@ -31,7 +31,7 @@ query($groupBy: [ApiCallGroupKey!], $bucket: TimeBucket! = DAY, $timeZone: Strin
 fragment figures on ApiCallAggregate {
   count
   totalTokens { sum avg min max }
-  totalCost { sum min max }
+  totalCost { sum avg min max }
   promptCost { sum }
   latencyMs { count avg min max p50 p95 p99 }
 }"""
@@ -140,6 +140,15 @@ async def test_cost_by_model_per_berlin_day(graphql, corpus: Corpus, corpus_db, 
     for name in ("p50", "p95", "p99"):
         assert got_totals.pop(name) == pytest.approx(want_totals.pop(name))
     assert got_totals == want_totals
+    for group in groups:
+        money = group["aggregate"]["totalCost"]
+        assert not any("E" in money[name] for name in ("sum", "avg", "min", "max")), money
+        costs = [
+            Decimal(repr(row["total_cost"]))
+            for row in expected[(group["model"], datetime.fromisoformat(group["bucket"]))]
+        ]
+        assert Decimal(money["avg"]) == round(sum(costs) / len(costs), 12)
+        assert (Decimal(money["min"]), Decimal(money["max"])) == (min(costs), max(costs))
     # Money is exact: the sum of the groups' sums is the total, to the last digit.
     assert sum(Decimal(g["aggregate"]["totalCost"]["sum"]) for g in groups) == Decimal(
         totals["totalCost"]["sum"]
