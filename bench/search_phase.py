@@ -66,7 +66,7 @@ SELECT ids.id, '/v1/chat', 'feature_' || (c.n % 6), 'provider_' || (c.n % 2),
        ((c.n % 89) / 100000.0)::float8, (((c.n % 997) + (c.n % 89)) / 100000.0)::float8,
        CASE WHEN c.n % 20 = 0 THEN NULL ELSE 50 + (c.n::bigint * 7919) % 3000 END,
        CASE WHEN c.n % 50 = 0 THEN 'error' ELSE 'success' END,
-       timestamptz '2026-09-15' + (c.n % 5184000) * interval '1 second'
+       timestamptz '2026-09-15' + (c.n * (5184000.0 / $2)) * interval '1 second'
 FROM generate_series(0, $2 - 1) AS c(n)
 JOIN ids ON ids.n = c.n % $1 + 1;
 """
