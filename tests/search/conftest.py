@@ -1,4 +1,5 @@
-"""A generated corpus for search and aggregates, on the shared test database (`graphql` fixture).
+"""A generated corpus for search and aggregates, on a database and server of its own (the shared
+test database holds other modules' conversations of the same user, which would count here).
 
 The viewer is the development-mode user; `someone-else` owns a private conversation holding the
 same words and calls, which must never count. Words come from a small vocabulary so that ranks
@@ -8,18 +9,29 @@ some have no latency.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from alembic import command
 from sqlalchemy.engine import URL
 
-from tests.conftest import asyncpg_dsn
+from tests.conftest import (
+    GraphQLResponse,
+    LiveServer,
+    alembic_config,
+    asyncpg_dsn,
+    server_settings,
+)
 from tests.security.conftest import ask, secure_server, security_database, world  # noqa: F401
 
 VIEWER = "local-developer"
@@ -41,8 +53,38 @@ def sentence(rng: random.Random) -> str:
 
 
 @pytest.fixture(scope="session")
-async def corpus_db(database_url: URL):
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+async def search_database(database_factory: Any) -> URL:
+    url: URL = await database_factory.create()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+async def graphql(
+    search_database: URL,
+) -> AsyncIterator[Callable[..., Awaitable[GraphQLResponse]]]:
+    """POSTs a GraphQL document to a development-mode server on the corpus's database."""
+    server = LiveServer(server_settings(search_database))
+    await server.start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+
+        async def post(
+            document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any
+        ) -> GraphQLResponse:
+            response = await client.post(
+                "/graphql",
+                json={"query": document, "variables": variables},
+                headers=dict(headers or {}),
+            )
+            return GraphQLResponse(response.status_code, response.json(), response.headers)
+
+        yield post
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def corpus_db(search_database: URL) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(asyncpg_dsn(search_database))
     yield connection
     await connection.close()
 
