@@ -929,6 +929,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--import-utterances", type=int, default=100_000, help="utterances of the import"
     )
+    parser.add_argument(
+        "--search-database", help="search phase: measure on this database (kept) without generating"
+    )
     return parser.parse_args(argv)
 
 

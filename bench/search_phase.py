@@ -31,7 +31,8 @@ VIEWER = "local-developer"  # the server runs in development mode: every request
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_END = datetime(2026, 11, 1, tzinfo=UTC)
 
-SEARCH = """query($q: String!, $ids: [ID!]) { search(query: $q, first: 20, conversationIds: $ids)
+SEARCH = """query($q: String!, $ids: [ID!], $kinds: [SearchKind!]) {
+  search(query: $q, first: 20, conversationIds: $ids, kinds: $kinds)
   { edges { node { rank headline hit { __typename ... on Node { id } } } } } }"""
 COST = """query($after: DateTime!, $before: DateTime!) {
   apiCallStats(groupBy: [MODEL, BUCKET], bucket: DAY, timeZone: "Europe/Berlin", first: 500,
@@ -63,9 +64,9 @@ INSERT INTO api_calls_log (conversation_id, endpoint, feature, provider, model, 
 SELECT ids.id, '/v1/chat', 'feature_' || (c.n % 6), 'provider_' || (c.n % 2),
        'model_' || (c.n % 5), 1000, 200, 1200, ((c.n % 997) / 100000.0)::float8,
        ((c.n % 89) / 100000.0)::float8, (((c.n % 997) + (c.n % 89)) / 100000.0)::float8,
-       CASE WHEN c.n % 20 = 0 THEN NULL ELSE 50 + (c.n * 7919) % 3000 END,
+       CASE WHEN c.n % 20 = 0 THEN NULL ELSE 50 + (c.n::bigint * 7919) % 3000 END,
        CASE WHEN c.n % 50 = 0 THEN 'error' ELSE 'success' END,
-       timestamptz '2026-09-15' + (c.n % 5184000) * interval '1 second'
+       timestamptz '2026-09-15' + (c.n * (5184000.0 / $2)) * interval '1 second'
 FROM generate_series(0, $2 - 1) AS c(n)
 JOIN ids ON ids.n = c.n % $1 + 1;
 """
@@ -78,7 +79,9 @@ def compiled(statement: Any) -> tuple[str, list[Any]]:
     return str(compiled_statement), [compiled_statement.params[name] for name in names]
 
 
-async def generate(connection: asyncpg.Connection, arguments: argparse.Namespace) -> None:
+async def generate(connection: asyncpg.Connection, arguments: argparse.Namespace, log: Any) -> None:
+    """The rows, with the text index dropped during the load and built after it (one sort
+    instead of a million index insertions), as one would load a corpus."""
     statements = [part.strip() for part in GENERATE.split(";\n") if part.strip()]
     parameters: list[tuple[Any, ...]] = [
         (VIEWER, arguments.conversations),
@@ -86,9 +89,19 @@ async def generate(connection: asyncpg.Connection, arguments: argparse.Namespace
         (arguments.conversations, arguments.utterances),
         (arguments.conversations, arguments.api_calls),
     ]
+    index = await connection.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_utterances_text_search'"
+    )
+    await connection.execute("DROP INDEX idx_utterances_text_search")
+    await connection.execute("SET maintenance_work_mem = '256MB'")
     for statement, values in zip(statements, parameters, strict=True):
+        started = time.perf_counter()
         await connection.execute(statement, *values)
+        log(f"  {statement.split(chr(10))[0][:40]}: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    await connection.execute(index)
     await connection.execute("ANALYZE")
+    log(f"  text index and ANALYZE: {time.perf_counter() - started:.1f} s")
 
 
 async def timed(call: Any, count: int) -> dict[str, float]:
@@ -110,22 +123,26 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
     from graph.serve import migrate
 
     server_url = resolve_database_url()
-    name = f"lct_bench_search_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(**connect_arguments(server_url))
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    await admin.close()
+    reuse = arguments.search_database
+    name = reuse or f"lct_bench_search_{uuid.uuid4().hex[:8]}"
     database = server_url.set(database=name)
+    if reuse is None:
+        admin = await asyncpg.connect(**connect_arguments(server_url))
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        await admin.close()
     results = []
     try:
-        await asyncio.to_thread(migrate, database)
+        if reuse is None:
+            await asyncio.to_thread(migrate, database)
         connection = await asyncpg.connect(**connect_arguments(database))
-        started = time.perf_counter()
-        log(
-            f"generating {arguments.utterances:,} utterances in {arguments.conversations:,}"
-            f" conversations and {arguments.api_calls:,} API calls ..."
-        )
-        await generate(connection, arguments)
-        log(f"generated in {time.perf_counter() - started:.0f} s")
+        if reuse is None:
+            started = time.perf_counter()
+            log(
+                f"generating {arguments.utterances:,} utterances in {arguments.conversations:,}"
+                f" conversations and {arguments.api_calls:,} API calls in {name} ..."
+            )
+            await generate(connection, arguments, log)
+            log(f"generated in {time.perf_counter() - started:.0f} s")
         for setting, value in SESSION_SETTINGS.items():
             await connection.execute(f"SET {setting} = '{value}'")
         one = str(await connection.fetchval("SELECT id FROM conversations ORDER BY id LIMIT 1"))
@@ -135,7 +152,13 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
             async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
                 cases: list[tuple[str, str, dict[str, Any], Any]] = [
                     ("search, two words", SEARCH, {"q": "w40 w41"}, SearchRequest("w40 w41")),
-                    ("search, phrase", SEARCH, {"q": '"w3 w4"'}, SearchRequest('"w3 w4"')),
+                    (
+                        "search, two words, utterances only",
+                        SEARCH,
+                        {"q": "w40 w41", "kinds": ["UTTERANCE"]},
+                        SearchRequest("w40 w41", kinds=("utterance",)),
+                    ),
+                    ("search, phrase", SEARCH, {"q": '"w40 w41"'}, SearchRequest('"w40 w41"')),
                     (
                         "search, one conversation",
                         SEARCH,
@@ -151,14 +174,19 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
                             time_zone="Europe/Berlin",
                             started_after=MONTH_START,
                             started_before=MONTH_END,
-                            percentiles_needed=False,
+                            needed=frozenset({"count", "total_cost_sum"}),
                         ),
                     ),
                     (
                         "latency percentiles by feature",
                         LATENCY,
                         {},
-                        StatsRequest(keys=("feature",)),
+                        StatsRequest(
+                            keys=("feature",),
+                            needed=frozenset(
+                                {"count", "latency_p50", "latency_p95", "latency_p99"}
+                            ),
+                        ),
                     ),
                 ]
                 for label, document, variables, request in cases:
@@ -197,7 +225,7 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
             server.stop()
         await connection.close()
     finally:
-        if not arguments.keep_database:
+        if not arguments.keep_database and reuse is None:
             await drop_database(server_url, database)
     return results
 

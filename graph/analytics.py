@@ -10,9 +10,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 from graph.analytics_sql import (
     Having,
@@ -36,6 +37,20 @@ from graph.conversations import Conversation, conversation_id_of
 from graph.pagination import Connection, Direction, Ordering, Page, PageInfo, user_error
 
 Info = strawberry.Info[Context, None]
+
+
+Money = NewType("Money", Decimal)
+# joined to the schema's scalar_map (graph/schema.py)
+SCALARS: dict[object, ScalarDefinition] = {
+    Money: strawberry.scalar(
+        name="Money",
+        description="An exact decimal amount of US dollars, as text in plain notation"
+        " (`12.345678`, never an exponent).",
+        serialize=lambda value: format(value, "f"),
+        parse_value=lambda value: Money(Decimal(str(value))),
+    )
+}
+
 
 _zone_names: frozenset[str] | None = None
 
@@ -156,13 +171,13 @@ class TokenStats:
 
 @strawberry.type(
     description="Sum, average, minimum and maximum of a cost in US dollars, as exact decimals"
-    " (`Decimal` is text: every cent of a sum over millions of calls is exact)."
+    " (`Money` is text: every cent of a sum over millions of calls is exact)."
 )
 class MoneyStats:
-    sum: Decimal
-    avg: Decimal | None = strawberry.field(description="Rounded to 12 decimal places.")
-    min: Decimal | None
-    max: Decimal | None
+    sum: Money
+    avg: Money | None = strawberry.field(description="Rounded to 12 decimal places.")
+    min: Money | None
+    max: Money | None
 
 
 @strawberry.type(
@@ -237,11 +252,15 @@ def _aggregate(values: dict[str, Any]) -> ApiCallAggregate:
         )
 
     def money(column: str) -> MoneyStats:
+        def amount(name: str) -> Money | None:
+            value = values.get(f"{column}_{name}")
+            return None if value is None else Money(Decimal(value))
+
         return MoneyStats(
-            sum=Decimal(values.get(f"{column}_sum") or 0),
-            avg=values.get(f"{column}_avg"),
-            min=values.get(f"{column}_min"),
-            max=values.get(f"{column}_max"),
+            sum=amount("sum") or Money(Decimal(0)),
+            avg=amount("avg"),
+            min=amount("min"),
+            max=amount("max"),
         )
 
     return ApiCallAggregate(
@@ -286,20 +305,54 @@ def _group(values: dict[str, Any]) -> ApiCallGroup:
     )
 
 
-def _selects_percentiles(info: Info) -> bool:
-    def walk(fields: Any) -> bool:
-        for selected in fields:
-            if selected.name in ("p50", "p95", "p99"):
-                return True
-            if walk(getattr(selected, "selections", ())):
-                return True
-        return False
+AGGREGATE_FIELDS = {"aggregate", "totals"}
+STATS_FIELDS = {
+    "promptTokens": "prompt_tokens",
+    "completionTokens": "completion_tokens",
+    "totalTokens": "total_tokens",
+    "promptCost": "prompt_cost",
+    "completionCost": "completion_cost",
+    "totalCost": "total_cost",
+    "latencyMs": "latency",
+}
 
-    return walk(info.selected_fields)
+
+def _children(selection: Any) -> list[Any]:
+    """A selection's fields, with fragments (spread or inline) opened."""
+    found = []
+    for child in getattr(selection, "selections", ()):
+        if hasattr(child, "name") and not hasattr(child, "type_condition"):
+            found.append(child)
+        else:
+            found += _children(child)
+    return found
+
+
+def _selected_metrics(info: Info) -> set[str]:
+    """The aggregates the selection reads (under `aggregate` and `totals`), by metric name."""
+    metrics: set[str] = set()
+
+    def walk(selections: list[Any]) -> None:
+        for selected in selections:
+            if selected.name in AGGREGATE_FIELDS:
+                for field in _children(selected):
+                    if field.name == "count":
+                        metrics.add("count")
+                    elif field.name in STATS_FIELDS:
+                        prefix = STATS_FIELDS[field.name]
+                        metrics.update(f"{prefix}_{part.name}" for part in _children(field))
+            else:
+                walk(_children(selected))
+
+    for root in info.selected_fields:
+        walk(_children(root))
+    return metrics
 
 
 async def _check_zone(info: Info, name: str) -> None:
     global _zone_names
+    if name == "UTC":
+        return
     if _zone_names is None:
         # The server's zone list changes only with its binaries: read once per process.
         _zone_names = frozenset(row[0] for row in await info.context.fetch(zone_names_statement()))
@@ -477,15 +530,16 @@ class AnalyticsQuery:
                 ),
                 order=tuple(order),
                 discrete_percentiles=percentiles is PercentileMethod.DISCRETE,
-                percentiles_needed=_selects_percentiles(info)
-                or any(term.metric.value.startswith("latency_p") for term in having or ())
-                or any(term.name.startswith("latency_p") for term in order),
+                needed=frozenset(
+                    _selected_metrics(info)
+                    | {term.metric.value for term in having or ()}
+                    | {term.name for term in order}
+                ),
             )
             offset = 0 if after is None else decode_offset(after)
         except StatsInputError as error:
             raise user_error(str(error)) from None
-        if "bucket" in request.keys:
-            await _check_zone(info, time_zone)
+        await _check_zone(info, time_zone)
         rows = await info.context.fetch(
             stats_statement(request, info.context.viewer_id, size, offset)
         )

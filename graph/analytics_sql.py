@@ -101,7 +101,8 @@ class StatsRequest:
     having: tuple[Having, ...] = ()
     order: tuple[OrderTerm, ...] = ()
     discrete_percentiles: bool = False
-    percentiles_needed: bool = True
+    # the aggregates to compute (None: all); each costs work on every row
+    needed: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if len(set(self.keys)) != len(self.keys):
@@ -205,7 +206,7 @@ def stats_statement(
         select(
             *(key_columns[key].label(key) for key in request.keys),
             *(calls_table[column] for column in TOKENS),
-            *(cast(calls_table[column], Numeric).label(column) for column in COSTS),
+            *(calls_table[column] for column in COSTS),
             calls_table.latency_ms,
         )
         .where(*conditions)
@@ -265,6 +266,8 @@ def stats_statement(
 
 
 def _aggregates(calls: Any, request: StatsRequest) -> dict[str, Any]:
+    """The aggregate expressions the request needs, by metric name. Costs are summed and
+    averaged as numeric; their minimum and maximum are one stored value, converted after."""
     found: dict[str, Any] = {"count": func.count()}
     for column in TOKENS:
         value = calls.c[column]
@@ -274,26 +277,27 @@ def _aggregates(calls: Any, request: StatsRequest) -> dict[str, Any]:
         found[f"{column}_max"] = func.max(value)
     for column in COSTS:
         value = calls.c[column]
-        found[f"{column}_sum"] = func.coalesce(func.sum(value), 0)
-        found[f"{column}_avg"] = func.round(func.avg(value), 12)
-        found[f"{column}_min"] = func.min(value)
-        found[f"{column}_max"] = func.max(value)
+        found[f"{column}_sum"] = func.coalesce(func.sum(cast(value, Numeric)), 0)
+        found[f"{column}_avg"] = func.round(func.avg(cast(value, Numeric)), 12)
+        found[f"{column}_min"] = cast(func.min(value), Numeric)
+        found[f"{column}_max"] = cast(func.max(value), Numeric)
     latency = calls.c.latency_ms
     found["latency_count"] = func.count(latency)
     found["latency_avg"] = cast(func.avg(latency), Float)
     found["latency_min"] = func.min(latency)
     found["latency_max"] = func.max(latency)
-    fractions = literal(list(PERCENTILES), ARRAY(Float))
-    if request.percentiles_needed:
+    names = ("latency_p50", "latency_p95", "latency_p99")
+    needed = request.needed
+    if needed is None or any(name in needed for name in names):
         method = func.percentile_disc if request.discrete_percentiles else func.percentile_cont
-        # parenthesised, so that PostgreSQL accepts the subscript
+        fractions = literal(list(PERCENTILES), ARRAY(Float))
+        # parenthesised, so that PostgreSQL accepts the subscript; one sort serves all three
         percentiles = type_coerce(Grouping(method(fractions).within_group(latency)), ARRAY(Float))
-        for index, name in enumerate(("latency_p50", "latency_p95", "latency_p99"), start=1):
+        for index, name in enumerate(names, start=1):
             found[name] = cast(percentiles[index], Float)
-    else:
-        for name in ("latency_p50", "latency_p95", "latency_p99"):
-            found[name] = cast(literal(None), Float)
-    return found
+    if needed is None:
+        return found
+    return {name: expression for name, expression in found.items() if name in needed}
 
 
 def _having(aggregates: dict[str, Any], term: Having) -> ColumnElement[bool]:

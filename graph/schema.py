@@ -19,6 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from graph.analytics import SCALARS as ANALYTICS_SCALARS
 from graph.analytics import AnalyticsQuery
 from graph.api_calls import ApiCall
 from graph.canvas import CanvasMutations, CanvasQuery
@@ -55,7 +56,9 @@ def create_schema(
         extensions=list(extensions),
         # security: batched requests (a JSON array of operations) are accepted; the view caps
         # them at LCT_MAX_OPERATIONS (graph.http.SecureGraphQL) before this ceiling applies.
-        config=StrawberryConfig(batching_config={"max_operations": 1000}, scalar_map=SCALAR_MAP),
+        config=StrawberryConfig(
+            batching_config={"max_operations": 1000}, scalar_map={**SCALAR_MAP, **ANALYTICS_SCALARS}
+        ),
         # passes the list items PostgreSQL rendered as JSON through (graph/rendering.py)
         execution_context_class=RenderingExecutionContext,
     )

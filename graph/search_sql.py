@@ -188,6 +188,13 @@ class Search:
                 where.append(table.c.speaker_info["primary_speaker"].astext == request.speaker)
         if request.time_to is not None and kind == "conversation":
             where.append(false())
+        if request.conversation_ids is not None and kind != "conversation":
+            # on the row's own column too: the planner carries `= ANY` across no join, and
+            # this lets it start from the conversation's rows instead of every match
+            where.append(
+                table.c.conversation_id
+                == func.any(literal(list(request.conversation_ids), ARRAY(PG_UUID())))
+            )
         rank = cast(func.ts_rank_cd(vector, self.tsquery, NORMALISATION), Float)
         return (
             select(

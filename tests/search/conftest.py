@@ -1,8 +1,5 @@
-"""A generated corpus for search and aggregates, in a database of its own with its own server.
-
-The shared test database also holds what other tests wrote (the demo conversation, imports,
-public conversations of other owners), which the viewer may read and which would count; the
-aggregates are compared with SQL over the corpus alone, so the corpus lives alone.
+"""A generated corpus for search and aggregates, on a database and server of its own (the shared
+test database holds other modules' conversations of the same user, which would count here).
 
 The viewer is the development-mode user; `someone-else` owns a private conversation holding the
 same words and calls, which must never count. Words come from a small vocabulary so that ranks
@@ -29,7 +26,6 @@ from alembic import command
 from sqlalchemy.engine import URL
 
 from tests.conftest import (
-    DatabaseFactory,
     GraphQLResponse,
     LiveServer,
     alembic_config,
@@ -57,40 +53,38 @@ def sentence(rng: random.Random) -> str:
 
 
 @pytest.fixture(scope="session")
-async def corpus_database_url(database_factory: DatabaseFactory) -> URL:
-    url = await database_factory.create()
+async def search_database(database_factory: Any) -> URL:
+    url: URL = await database_factory.create()
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
     return url
 
 
 @pytest.fixture(scope="session")
 async def graphql(
-    corpus_database_url: URL,
+    search_database: URL,
 ) -> AsyncIterator[Callable[..., Awaitable[GraphQLResponse]]]:
-    """The root conftest's `graphql`, against a server on the corpus's database."""
-    server = LiveServer(server_settings(corpus_database_url))
+    """POSTs a GraphQL document to a development-mode server on the corpus's database."""
+    server = LiveServer(server_settings(search_database))
     await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
 
-            async def post(
-                document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any
-            ) -> GraphQLResponse:
-                response = await client.post(
-                    "/graphql",
-                    json={"query": document, "variables": variables},
-                    headers=dict(headers or {}),
-                )
-                return GraphQLResponse(response.status_code, response.json(), response.headers)
+        async def post(
+            document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any
+        ) -> GraphQLResponse:
+            response = await client.post(
+                "/graphql",
+                json={"query": document, "variables": variables},
+                headers=dict(headers or {}),
+            )
+            return GraphQLResponse(response.status_code, response.json(), response.headers)
 
-            yield post
-    finally:
-        await server.stop()
+        yield post
+    await server.stop()
 
 
 @pytest.fixture(scope="session")
-async def corpus_db(corpus_database_url: URL):
-    connection = await asyncpg.connect(asyncpg_dsn(corpus_database_url))
+async def corpus_db(search_database: URL) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(asyncpg_dsn(search_database))
     yield connection
     await connection.close()
 

@@ -31,7 +31,7 @@ query($groupBy: [ApiCallGroupKey!], $bucket: TimeBucket! = DAY, $timeZone: Strin
 fragment figures on ApiCallAggregate {
   count
   totalTokens { sum avg min max }
-  totalCost { sum min max }
+  totalCost { sum avg min max }
   promptCost { sum }
   latencyMs { count avg min max p50 p95 p99 }
 }"""
@@ -140,6 +140,15 @@ async def test_cost_by_model_per_berlin_day(graphql, corpus: Corpus, corpus_db, 
     for name in ("p50", "p95", "p99"):
         assert got_totals.pop(name) == pytest.approx(want_totals.pop(name))
     assert got_totals == want_totals
+    for group in groups:
+        money = group["aggregate"]["totalCost"]
+        assert not any("E" in money[name] for name in ("sum", "avg", "min", "max")), money
+        costs = [
+            Decimal(repr(row["total_cost"]))
+            for row in expected[(group["model"], datetime.fromisoformat(group["bucket"]))]
+        ]
+        assert Decimal(money["avg"]) == round(sum(costs) / len(costs), 12)
+        assert (Decimal(money["min"]), Decimal(money["max"])) == (min(costs), max(costs))
     # Money is exact: the sum of the groups' sums is the total, to the last digit.
     assert sum(Decimal(g["aggregate"]["totalCost"]["sum"]) for g in groups) == Decimal(
         totals["totalCost"]["sum"]
@@ -215,5 +224,27 @@ async def test_empty_selection_and_bad_input(graphql, corpus):
 
 
 async def test_one_statement(graphql, corpus):
-    reply = await graphql(STATS, groupBy=["MODEL", "FEATURE", "BUCKET"], first=5)
+    variables = {"groupBy": ["MODEL", "FEATURE", "BUCKET"], "timeZone": "Asia/Kolkata"}
+    await graphql(STATS, first=5, **variables)  # the process reads the zone names once
+    reply = await graphql(STATS, first=5, **variables)
     assert not reply.errors and reply.statements == 1
+
+
+async def test_no_keys_is_one_group_equal_to_the_totals(graphql, corpus, corpus_db):
+    rows = await corpus_db.fetch(ROWS)
+    groups, totals, count = await fetch_all(graphql, 10)
+    assert count == 1 and groups == [
+        {
+            "model": None,
+            "feature": None,
+            "bucket": None,
+            "conversationId": None,
+            "aggregate": totals,
+        }
+    ]
+    assert served(totals) == pytest.approx(figures(list(rows)))
+
+
+async def test_a_bad_zone_is_refused_even_without_buckets(graphql, corpus):
+    reply = await graphql(STATS, groupBy=["MODEL"], timeZone="Nowhere/Special")
+    assert [e["extensions"]["code"] for e in reply.errors] == ["BAD_USER_INPUT"]

@@ -190,3 +190,27 @@ async def test_statement_count(graphql, corpus):
     document = 'query { search(query: "apple", first: 10) { totalCount nodes { rank } } }'
     reply = await graphql(document)
     assert not reply.errors and reply.statements == 2
+
+
+WALK = """
+query { search(query: "apple", first: 3, kinds: [NODE]) { nodes {
+  hit { __typename ... on ThreadNode { id nodeName conversation { id } utterances { id } } }
+} } }"""
+
+
+async def test_hits_are_ordinary_objects_to_walk_on_from(graphql, corpus: Corpus):
+    reply = await graphql(WALK)
+    assert not reply.errors, reply.errors
+    hits = reply.data["search"]["nodes"]
+    assert len(hits) == 3
+    for item in hits:
+        assert item["hit"]["__typename"] == "ThreadNode"
+        assert item["hit"]["conversation"]["id"] in {str(c) for c in corpus.mine}
+
+
+async def test_the_query_cost_limit_counts_search_pages(graphql, corpus):
+    """A search page multiplies what is below it, like any connection (graph/limits.py)."""
+    document = """query { search(query: "apple", first: 1000) { nodes { hit {
+      ... on Conversation { nodes(first: 1000) { nodes { id } } } } } } }"""
+    reply = await graphql(document)
+    assert [e["extensions"]["code"] for e in reply.errors] == ["QUERY_TOO_COMPLEX"], reply.body
