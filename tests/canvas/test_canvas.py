@@ -24,8 +24,9 @@ query Canvas($id: ID!, $level: [Int!], $zoom: Int) {
   conversationCanvas(id: $id, level: $level, zoomLevelVisible: $zoom)
 }"""
 APPLY = """
-mutation Apply($conversationId: ID!, $canvas: JSON!) {
-  applyCanvas(conversationId: $conversationId, canvas: $canvas, comment: "in Obsidian") {
+mutation Apply($conversationId: ID!, $canvas: JSON!, $base: JSON) {
+  applyCanvas(conversationId: $conversationId, canvas: $canvas, base: $base,
+              comment: "in Obsidian") {
     __typename
     ... on ApplyCanvasPayload {
       movedNodeIds correctedNodeIds updatedRelationshipIds deletedRelationshipIds
@@ -323,6 +324,61 @@ async def test_round_trip_export_edit_apply_export(
     assert unchanged["movedNodeIds"] == unchanged["correctedNodeIds"] == []
     assert unchanged["createdRelationships"] == unchanged["deletedRelationshipIds"] == []
     assert await export(graphql, conversation_id) == after
+
+
+async def test_with_its_base_a_canvas_keeps_what_others_changed_since_the_export(
+    graphql: Any, db: asyncpg.Connection, canvas_conversations: Conversations
+) -> None:
+    conversation_id = canvas_conversations.main
+    base = await export(graphql, conversation_id)
+    mine, theirs, untouched = [node for node in base["nodes"] if node["type"] == "text"][5:8]
+    # Someone else, after the export: moves and renames `theirs`, deletes an edge, draws one.
+    await db.execute(
+        "UPDATE nodes SET canvas_x = canvas_x + 500, node_name = 'Renamed by someone else'"
+        " WHERE id = $1",
+        uuid.UUID(theirs["id"]),
+    )
+    their_deleted = base["edges"][-1]
+    await db.execute("DELETE FROM relationships WHERE id = $1", uuid.UUID(their_deleted["id"]))
+    their_new = await db.fetchval(
+        "INSERT INTO relationships (conversation_id, from_node_id, to_node_id, relationship_type)"
+        " VALUES ($1, $2, $3, 'answers') RETURNING id",
+        conversation_id,
+        uuid.UUID(untouched["id"]),
+        uuid.UUID(mine["id"]),
+    )
+    # Meanwhile, in Obsidian: only `mine` is moved and retitled.
+    edited = copy.deepcopy(base)
+    for node in edited["nodes"]:
+        if node["id"] == mine["id"]:
+            node["x"] -= 30
+            node["text"] = node["text"].replace(node["text"].split("\n")[0], "# Mine, retitled")
+
+    response = await graphql(APPLY, conversationId=str(conversation_id), canvas=edited, base=base)
+    result = response.data["applyCanvas"]
+    assert result["__typename"] == "ApplyCanvasPayload", result
+    assert result["movedNodeIds"] == [mine["id"]]
+    assert result["correctedNodeIds"] == [mine["id"]]
+    assert result["createdRelationships"] == result["deletedRelationshipIds"] == []
+    assert result["updatedRelationshipIds"] == []
+
+    after = cards(await export(graphql, conversation_id))
+    assert after[mine["id"]]["x"] == mine["x"] - 30
+    assert after[mine["id"]]["text"].startswith("# Mine, retitled\n\n")
+    assert after[theirs["id"]]["x"] == theirs["x"] + 500
+    assert after[theirs["id"]]["text"].startswith("# Renamed by someone else\n\n")
+    assert await db.fetchval("SELECT count(*) FROM relationships WHERE id = $1", their_new) == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM relationships WHERE id = $1", uuid.UUID(their_deleted["id"])
+        )
+        == 0
+    )
+
+    stale = await graphql(APPLY, conversationId=str(conversation_id), canvas=edited)
+    without_base = stale.data["applyCanvas"]
+    assert str(their_new) in without_base["deletedRelationshipIds"], "the canvas is the truth"
+    assert theirs["id"] in without_base["movedNodeIds"]
 
 
 # -- Refusals change nothing ----------------------------------------------------------------------
