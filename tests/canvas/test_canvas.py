@@ -155,6 +155,16 @@ async def test_export_is_the_graph_as_stored(
     assert len({edge["color"] for edge in edges.values()}) > 1, "colour by type"
 
 
+async def test_an_export_is_four_statements_whatever_its_size(
+    graphql: Any, canvas_conversations: Conversations
+) -> None:
+    for conversation_id in (canvas_conversations.main, canvas_conversations.other):
+        response = await graphql(CANVAS, id=str(conversation_id))
+        assert response.statements == 4, "visibility, nodes, relationships, clusters"
+    hidden = await graphql(CANVAS, id=str(canvas_conversations.foreign))
+    assert hidden.data == {"conversationCanvas": None} and hidden.statements == 1
+
+
 async def test_two_exports_of_an_unchanged_graph_are_identical(
     graphql: Any, http: httpx.AsyncClient, canvas_conversations: Conversations
 ) -> None:
