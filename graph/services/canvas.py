@@ -19,13 +19,14 @@ shows them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Row, select
 
@@ -38,6 +39,10 @@ from graph.services import relationships as relationship_service
 from graph.services.common import Actor, lock_conversation, lock_rows
 
 Fetch = Callable[[Executable], Awaitable[list[Row[Any]]]]
+T = TypeVar("T")
+
+# Cards and edges beyond which building or reading a canvas runs in a worker thread (~10 ms).
+OFF_THE_LOOP_ITEMS = 500
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 350, 200
 # Cards without a stored position are laid out on a grid, in timeline order.
@@ -126,6 +131,26 @@ async def export_canvas(
         .where(Cluster.conversation_id == conversation_id)
         .order_by(Cluster.level, Cluster.created_at, Cluster.id)
     )
+    return await off_the_loop(
+        build_canvas,
+        node_rows,
+        relationship_rows,
+        cluster_rows,
+        size=len(node_rows) + len(relationship_rows),
+    )
+
+
+async def off_the_loop(function: Callable[..., T], *arguments: Any, size: int) -> T:
+    """`function(*arguments)`, in a worker thread when `size` makes it a long CPU step, so that
+    the event loop goes on serving other requests meanwhile."""
+    if size < OFF_THE_LOOP_ITEMS:
+        return function(*arguments)
+    return await asyncio.to_thread(function, *arguments)
+
+
+def build_canvas(
+    node_rows: list[Any], relationship_rows: list[Any], cluster_rows: list[Any]
+) -> dict[str, Any]:
     cards = [text_card(index, row) for index, row in enumerate(node_rows)]
     by_id = {card["id"]: card for card in cards}
     groups = [group for row in cluster_rows if (group := group_around(row, by_id)) is not None]
@@ -394,11 +419,11 @@ async def apply_canvas(
     """Applies `document`. With `base` (the canvas as exported, before the edit) only what
     differs from `base` is applied, so that changes others made since the export survive;
     without it the canvas is the truth for every card and edge on it."""
-    edit = read_canvas(document)
+    edit = await off_the_loop(read_canvas, document, size=_items(document))
     before: CanvasEdit | None = None
     if base is not None:
         with at_path("", lambda field: f"base.{field}" if field and field != "$" else "base"):
-            before = read_canvas(base)
+            before = await off_the_loop(read_canvas, base, size=_items(base))
         for card in before.cards:
             card.path = f"base.{card.path}"
     conversation = await lock_conversation(session, conversation_id, actor.user_id)
@@ -460,6 +485,15 @@ async def apply_canvas(
 
     await _apply_edges(session, actor, conversation, edit, before, card_ids, changes)
     return changes
+
+
+def _items(document: Any) -> int:
+    """How many nodes and edges a document holds, whatever its shape."""
+    if not isinstance(document, dict):
+        return 0
+    return sum(
+        len(value) for key in ("nodes", "edges") if isinstance(value := document.get(key), list)
+    )
 
 
 def _card_fields(card: Card) -> dict[str, str]:

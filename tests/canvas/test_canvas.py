@@ -421,8 +421,8 @@ async def test_malformed_documents_name_the_json_path(
 
     def broken(change: Any) -> dict[str, Any]:
         edited = copy.deepcopy(document)
-        change(edited)
         edited["nodes"][index]["x"] += 7  # a move that must not survive the refusal
+        change(edited)
         return edited
 
     cases: list[tuple[Any, str, str]] = [
@@ -452,12 +452,29 @@ async def test_malformed_documents_name_the_json_path(
             "ValidationError",
         ),
         (lambda d: d.update(edges={}), "edges", "ValidationError"),
+        (lambda d: d.update(nodes=5), "nodes", "ValidationError"),
     ]
     for change, field, typename in cases:
         result = await _refused(graphql, db, conversation_id, broken(change))
         assert (result["__typename"], result["field"]) == (typename, field), result
     not_an_object = await _refused(graphql, db, conversation_id, [1, 2])
     assert not_an_object["field"] == "$"
+
+
+async def test_a_large_canvas_is_read_off_the_event_loop_with_the_same_errors(
+    graphql: Any, db: asyncpg.Connection, canvas_conversations: Conversations
+) -> None:
+    document = await export(graphql, canvas_conversations.main)
+    card = next(node for node in document["nodes"] if node["type"] == "text")
+    copies = [dict(card, id=str(uuid.uuid4())) for _ in range(600)]
+    copies[-1]["x"] = "far"
+    large = {"nodes": [*document["nodes"], *copies], "edges": document["edges"]}
+    result = await _refused(graphql, db, canvas_conversations.main, large)
+    assert result["field"] == f"nodes[{len(large['nodes']) - 1}].x", result
+    copies[-1]["x"] = 0
+    unknown = await _refused(graphql, db, canvas_conversations.main, large)
+    assert unknown["__typename"] == "NotFoundError"
+    assert unknown["field"] == f"nodes[{len(document['nodes'])}].id", unknown
 
 
 async def test_unknown_and_foreign_ids_are_refused(
