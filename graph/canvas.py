@@ -107,12 +107,20 @@ class CanvasMutations:
         info: Info,
         conversation_id: strawberry.ID,
         canvas: JSON,
+        base: Annotated[
+            JSON | None,
+            strawberry.argument(
+                description="The canvas as exported, before the edit: then only what differs"
+                " from it is applied, and changes others made since the export survive. Without"
+                " it the canvas is the truth for every card and edge on it."
+            ),
+        ] = None,
         comment: str | None = None,
         confidence: float | None = None,
     ) -> ApplyCanvasResult:
         async def action(session: AsyncSession, actor: Any) -> ApplyCanvasPayload:
             changes = await apply_canvas_service(
-                session, actor, parse_id(conversation_id, "conversationId"), canvas
+                session, actor, parse_id(conversation_id, "conversationId"), canvas, base
             )
             return ApplyCanvasPayload(
                 moved_node_ids=[strawberry.ID(str(item)) for item in changes.moved_node_ids],

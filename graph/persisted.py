@@ -90,7 +90,7 @@ class Document:
             value = values.get(name)
             if isinstance(value, list):
                 key.append(("length", len(value)))
-            elif value is None or isinstance(value, int):
+            elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
                 key.append(value)
             else:
                 return None

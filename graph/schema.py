@@ -39,7 +39,8 @@ from graph.utterances import Utterance
 # Every type that implements `Node`, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [Conversation, Utterance, ThreadNode, Relationship, Cluster, Edit, ApiCall]
 
-# The write side (graph/mutations/): its mutations, and the two reads that belong with it.
+# The write side (graph/mutations/): its mutations, and the two reads that belong with it; search
+# and analytics; the Obsidian canvas (graph/canvas.py): its query and its mutation.
 Query = merge_types(
     "Query", (ReadQuery, MutationSideQuery, SearchQuery, AnalyticsQuery, CanvasQuery)
 )

@@ -19,13 +19,14 @@ shows them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Row, select
 
@@ -38,6 +39,10 @@ from graph.services import relationships as relationship_service
 from graph.services.common import Actor, lock_conversation, lock_rows
 
 Fetch = Callable[[Executable], Awaitable[list[Row[Any]]]]
+T = TypeVar("T")
+
+# Cards and edges beyond which building or reading a canvas runs in a worker thread (~10 ms).
+OFF_THE_LOOP_ITEMS = 500
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 350, 200
 # Cards without a stored position are laid out on a grid, in timeline order.
@@ -126,6 +131,26 @@ async def export_canvas(
         .where(Cluster.conversation_id == conversation_id)
         .order_by(Cluster.level, Cluster.created_at, Cluster.id)
     )
+    return await off_the_loop(
+        build_canvas,
+        node_rows,
+        relationship_rows,
+        cluster_rows,
+        size=len(node_rows) + len(relationship_rows),
+    )
+
+
+async def off_the_loop(function: Callable[..., T], *arguments: Any, size: int) -> T:
+    """`function(*arguments)`, in a worker thread when `size` makes it a long CPU step, so that
+    the event loop goes on serving other requests meanwhile."""
+    if size < OFF_THE_LOOP_ITEMS:
+        return function(*arguments)
+    return await asyncio.to_thread(function, *arguments)
+
+
+def build_canvas(
+    node_rows: list[Any], relationship_rows: list[Any], cluster_rows: list[Any]
+) -> dict[str, Any]:
     cards = [text_card(index, row) for index, row in enumerate(node_rows)]
     by_id = {card["id"]: card for card in cards}
     groups = [group for row in cluster_rows if (group := group_around(row, by_id)) is not None]
@@ -385,9 +410,22 @@ def at_path(path: str, rename: Callable[[str | None], str] | None = None) -> Ite
 
 
 async def apply_canvas(
-    session: Any, actor: Actor, conversation_id: uuid.UUID, document: Any
+    session: Any,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    document: Any,
+    base: Any = None,
 ) -> CanvasChanges:
-    edit = read_canvas(document)
+    """Applies `document`. With `base` (the canvas as exported, before the edit) only what
+    differs from `base` is applied, so that changes others made since the export survive;
+    without it the canvas is the truth for every card and edge on it."""
+    edit = await off_the_loop(read_canvas, document, size=_items(document))
+    before: CanvasEdit | None = None
+    if base is not None:
+        with at_path("", lambda field: f"base.{field}" if field and field != "$" else "base"):
+            before = await off_the_loop(read_canvas, base, size=_items(base))
+        for card in before.cards:
+            card.path = f"base.{card.path}"
     conversation = await lock_conversation(session, conversation_id, actor.user_id)
     card_ids = [card.id for card in edit.cards]
     with at_path("", lambda field: edit.cards[int(field or 0)].path + ".id"):
@@ -397,36 +435,36 @@ async def apply_canvas(
     with at_path("", lambda field: paths[int(field or 0)]):
         await lock_rows(session, Cluster, conversation, group_ids, "{index}", "cluster")
 
+    base_cards = {card.id: card for card in before.cards} if before is not None else {}
     changes = CanvasChanges()
     moves: list[dict[str, Any]] = []
     move_paths: list[str] = []
     corrections: list[tuple[Card, dict[str, Any]]] = []
     for card in edit.cards:
         node = stored[card.id]
+        original = base_cards.get(card.id)
         move = {
             column: value
             for key, column in GEOMETRY.items()
             if (value := card.geometry[key]) != getattr(node, column)
+            and (original is None or value != original.geometry[key])
         }
         if move:
             moves.append({"id": node.id, **move})
             move_paths.append(card.path)
-        if card.text != card_text(node.node_name, node.summary):
-            parsed = parse_card_text(card.text)
-            if parsed is None:
-                raise InvalidInput(
-                    f"{card.path}.text must start with a `# ` heading (the node's name), then a"
-                    " blank line and the summary.",
-                    field=f"{card.path}.text",
-                )
-            name, summary = parsed
-            values = {
-                key: value
-                for key, value in (("node_name", name), ("summary", summary))
-                if value != getattr(node, key)
-            }
-            if values:
-                corrections.append((card, values))
+        if card.text == card_text(node.node_name, node.summary) or (
+            original is not None and card.text == original.text
+        ):
+            continue
+        parsed = _card_fields(card)
+        unchanged = _card_fields(original) if original is not None else None
+        values = {
+            key: value
+            for key, value in parsed.items()
+            if value != getattr(node, key) and (unchanged is None or value != unchanged.get(key))
+        }
+        if values:
+            corrections.append((card, values))
 
     def move_path(service_field: str | None) -> str:
         match = MOVE_FIELD.fullmatch(service_field or "")
@@ -445,8 +483,28 @@ async def apply_canvas(
             await node_service.update_node(session, actor, card.id, None, values)
         changes.corrected_node_ids.append(card.id)
 
-    await _apply_edges(session, actor, conversation, edit, card_ids, changes)
+    await _apply_edges(session, actor, conversation, edit, before, card_ids, changes)
     return changes
+
+
+def _items(document: Any) -> int:
+    """How many nodes and edges a document holds, whatever its shape."""
+    if not isinstance(document, dict):
+        return 0
+    return sum(
+        len(value) for key in ("nodes", "edges") if isinstance(value := document.get(key), list)
+    )
+
+
+def _card_fields(card: Card) -> dict[str, str]:
+    parsed = parse_card_text(card.text)
+    if parsed is None:
+        raise InvalidInput(
+            f"{card.path}.text must start with a `# ` heading (the node's name), then a blank"
+            " line and the summary.",
+            field=f"{card.path}.text",
+        )
+    return {"node_name": parsed[0], "summary": parsed[1]}
 
 
 async def _apply_edges(
@@ -454,6 +512,7 @@ async def _apply_edges(
     actor: Actor,
     conversation: Conversation,
     edit: CanvasEdit,
+    before: CanvasEdit | None,
     card_ids: list[uuid.UUID],
     changes: CanvasChanges,
 ) -> None:
@@ -469,21 +528,29 @@ async def _apply_edges(
         ).scalars()
         if row.from_node_id in on_canvas and row.to_node_id in on_canvas
     }
+    base_lines = {line.id: line for line in before.lines} if before is not None else None
     kept: set[uuid.UUID] = set()
     created: list[Line] = []
     for line in edit.lines:
+        original = base_lines.get(line.id) if base_lines is not None else None
         relationship = existing.get(_maybe_uuid(line.id))
-        if relationship is None or (relationship.from_node_id, relationship.to_node_id) != (
-            line.from_id,
-            line.to_id,
-        ):
+        ends = (line.from_id, line.to_id)
+        if relationship is None or (relationship.from_node_id, relationship.to_node_id) != ends:
+            if original is not None and (original.from_id, original.to_id) == ends:
+                continue  # unchanged here, deleted or re-attached by someone else since
             created.append(line)  # new, or re-attached: the old one goes unless kept elsewhere
             continue
         kept.add(relationship.id)
         values: dict[str, Any] = {}
-        if line.label is not None and line.label != relationship.relationship_type:
+        if (
+            line.label is not None
+            and line.label != relationship.relationship_type
+            and (original is None or line.label != original.label)
+        ):
             values["relationship_type"] = line.label
-        if line.bidirectional != bool(relationship.is_bidirectional):
+        if line.bidirectional != bool(relationship.is_bidirectional) and (
+            original is None or line.bidirectional != original.bidirectional
+        ):
             values["is_bidirectional"] = line.bidirectional
         if values:
             with at_path(f"{line.path}.label"):
@@ -491,7 +558,10 @@ async def _apply_edges(
                     session, actor, relationship.id, None, values
                 )
             changes.updated_relationship_ids.append(relationship.id)
-    for relationship_id in sorted(existing.keys() - kept):  # in id order, as rows are locked
+    removed = existing.keys() - kept
+    if base_lines is not None:  # only what was on the exported canvas can have been removed
+        removed = {item for item in removed if str(item) in base_lines}
+    for relationship_id in sorted(removed):  # in id order, as rows are locked
         await relationship_service.delete_relationship(session, actor, relationship_id)
         changes.deleted_relationship_ids.append(relationship_id)
     for line in created:

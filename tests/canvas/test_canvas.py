@@ -24,8 +24,9 @@ query Canvas($id: ID!, $level: [Int!], $zoom: Int) {
   conversationCanvas(id: $id, level: $level, zoomLevelVisible: $zoom)
 }"""
 APPLY = """
-mutation Apply($conversationId: ID!, $canvas: JSON!) {
-  applyCanvas(conversationId: $conversationId, canvas: $canvas, comment: "in Obsidian") {
+mutation Apply($conversationId: ID!, $canvas: JSON!, $base: JSON) {
+  applyCanvas(conversationId: $conversationId, canvas: $canvas, base: $base,
+              comment: "in Obsidian") {
     __typename
     ... on ApplyCanvasPayload {
       movedNodeIds correctedNodeIds updatedRelationshipIds deletedRelationshipIds
@@ -152,6 +153,16 @@ async def test_export_is_the_graph_as_stored(
         assert edge["toEnd"] == "arrow"
         assert edge["fromEnd"] == ("arrow" if row["is_bidirectional"] else "none")
     assert len({edge["color"] for edge in edges.values()}) > 1, "colour by type"
+
+
+async def test_an_export_is_four_statements_whatever_its_size(
+    graphql: Any, canvas_conversations: Conversations
+) -> None:
+    for conversation_id in (canvas_conversations.main, canvas_conversations.other):
+        response = await graphql(CANVAS, id=str(conversation_id))
+        assert response.statements == 4, "visibility, nodes, relationships, clusters"
+    hidden = await graphql(CANVAS, id=str(canvas_conversations.foreign))
+    assert hidden.data == {"conversationCanvas": None} and hidden.statements == 1
 
 
 async def test_two_exports_of_an_unchanged_graph_are_identical(
@@ -325,6 +336,61 @@ async def test_round_trip_export_edit_apply_export(
     assert await export(graphql, conversation_id) == after
 
 
+async def test_with_its_base_a_canvas_keeps_what_others_changed_since_the_export(
+    graphql: Any, db: asyncpg.Connection, canvas_conversations: Conversations
+) -> None:
+    conversation_id = canvas_conversations.main
+    base = await export(graphql, conversation_id)
+    mine, theirs, untouched = [node for node in base["nodes"] if node["type"] == "text"][5:8]
+    # Someone else, after the export: moves and renames `theirs`, deletes an edge, draws one.
+    await db.execute(
+        "UPDATE nodes SET canvas_x = canvas_x + 500, node_name = 'Renamed by someone else'"
+        " WHERE id = $1",
+        uuid.UUID(theirs["id"]),
+    )
+    their_deleted = base["edges"][-1]
+    await db.execute("DELETE FROM relationships WHERE id = $1", uuid.UUID(their_deleted["id"]))
+    their_new = await db.fetchval(
+        "INSERT INTO relationships (conversation_id, from_node_id, to_node_id, relationship_type)"
+        " VALUES ($1, $2, $3, 'answers') RETURNING id",
+        conversation_id,
+        uuid.UUID(untouched["id"]),
+        uuid.UUID(mine["id"]),
+    )
+    # Meanwhile, in Obsidian: only `mine` is moved and retitled.
+    edited = copy.deepcopy(base)
+    for node in edited["nodes"]:
+        if node["id"] == mine["id"]:
+            node["x"] -= 30
+            node["text"] = node["text"].replace(node["text"].split("\n")[0], "# Mine, retitled")
+
+    response = await graphql(APPLY, conversationId=str(conversation_id), canvas=edited, base=base)
+    result = response.data["applyCanvas"]
+    assert result["__typename"] == "ApplyCanvasPayload", result
+    assert result["movedNodeIds"] == [mine["id"]]
+    assert result["correctedNodeIds"] == [mine["id"]]
+    assert result["createdRelationships"] == result["deletedRelationshipIds"] == []
+    assert result["updatedRelationshipIds"] == []
+
+    after = cards(await export(graphql, conversation_id))
+    assert after[mine["id"]]["x"] == mine["x"] - 30
+    assert after[mine["id"]]["text"].startswith("# Mine, retitled\n\n")
+    assert after[theirs["id"]]["x"] == theirs["x"] + 500
+    assert after[theirs["id"]]["text"].startswith("# Renamed by someone else\n\n")
+    assert await db.fetchval("SELECT count(*) FROM relationships WHERE id = $1", their_new) == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM relationships WHERE id = $1", uuid.UUID(their_deleted["id"])
+        )
+        == 0
+    )
+
+    stale = await graphql(APPLY, conversationId=str(conversation_id), canvas=edited)
+    without_base = stale.data["applyCanvas"]
+    assert str(their_new) in without_base["deletedRelationshipIds"], "the canvas is the truth"
+    assert theirs["id"] in without_base["movedNodeIds"]
+
+
 # -- Refusals change nothing ----------------------------------------------------------------------
 
 
@@ -355,8 +421,8 @@ async def test_malformed_documents_name_the_json_path(
 
     def broken(change: Any) -> dict[str, Any]:
         edited = copy.deepcopy(document)
-        change(edited)
         edited["nodes"][index]["x"] += 7  # a move that must not survive the refusal
+        change(edited)
         return edited
 
     cases: list[tuple[Any, str, str]] = [
@@ -386,12 +452,29 @@ async def test_malformed_documents_name_the_json_path(
             "ValidationError",
         ),
         (lambda d: d.update(edges={}), "edges", "ValidationError"),
+        (lambda d: d.update(nodes=5), "nodes", "ValidationError"),
     ]
     for change, field, typename in cases:
         result = await _refused(graphql, db, conversation_id, broken(change))
         assert (result["__typename"], result["field"]) == (typename, field), result
     not_an_object = await _refused(graphql, db, conversation_id, [1, 2])
     assert not_an_object["field"] == "$"
+
+
+async def test_a_large_canvas_is_read_off_the_event_loop_with_the_same_errors(
+    graphql: Any, db: asyncpg.Connection, canvas_conversations: Conversations
+) -> None:
+    document = await export(graphql, canvas_conversations.main)
+    card = next(node for node in document["nodes"] if node["type"] == "text")
+    copies = [dict(card, id=str(uuid.uuid4())) for _ in range(600)]
+    copies[-1]["x"] = "far"
+    large = {"nodes": [*document["nodes"], *copies], "edges": document["edges"]}
+    result = await _refused(graphql, db, canvas_conversations.main, large)
+    assert result["field"] == f"nodes[{len(large['nodes']) - 1}].x", result
+    copies[-1]["x"] = 0
+    unknown = await _refused(graphql, db, canvas_conversations.main, large)
+    assert unknown["__typename"] == "NotFoundError"
+    assert unknown["field"] == f"nodes[{len(document['nodes'])}].id", unknown
 
 
 async def test_unknown_and_foreign_ids_are_refused(
