@@ -26,6 +26,7 @@ import pytest
 
 from bench.importing import document
 from db.settings import PROJECT_ROOT
+from graph import jsonbody
 from graph.heartbeat import EventLoopMonitor
 from graph.services import transfer
 from tests.conftest import LiveServer, asyncpg_dsn, plain_url, server_settings
@@ -97,6 +98,46 @@ async def test_the_debug_route_is_off_by_default(database_url: Any) -> None:
             assert (await http.get("/debug/event-loop")).status_code == 404
     finally:
         await live.stop()
+
+
+# -- large request bodies -------------------------------------------------------------------
+
+PADDING = " " * jsonbody.SMALL_BYTES
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"query": "{ a }", "variables": {"document": {"nodes": [{"id": "n1", "x": [1, 2.5, null,'
+        ' true, "\\u00e9\\ud83d\\ude00"]}, {}], "e": [], "o": {}}}, "extensions": null}',
+        '[{"query": "q"}, {"query": "r", "variables": {"a": [[1, [2, [3]]]]}}]',
+        '{"a": [1, 2,',
+        '{"a" 1}',
+        "[1, 2] x",
+        '{"a": [1, }',
+        '{"a": 1,}',
+        '"just a string"',
+    ],
+)
+async def test_a_large_body_parses_as_json_loads_parses_it(text: str) -> None:
+    body = (PADDING + text + PADDING).encode()
+    try:
+        expected: Any = json.loads(body)
+    except json.JSONDecodeError as error:
+        expected = (error.msg, error.pos)
+    try:
+        parsed: Any = await jsonbody.loads(body)
+    except json.JSONDecodeError as error:
+        parsed = (error.msg, error.pos)
+    assert parsed == expected
+
+
+async def test_a_large_malformed_body_is_a_bad_request(client: httpx.AsyncClient) -> None:
+    body = b'{"query": "{ __typename }", "variables": {"a": [' + b"1, " * 200_000 + b"}}"
+    headers = {"content-type": "application/json"}
+    response = await client.post("/graphql", content=body, headers=headers)
+    assert response.status_code == 400, response.text[:300]
+    assert (await client.get("/health")).status_code == 200
 
 
 # -- a large import --------------------------------------------------------------------------
