@@ -6,7 +6,10 @@ filter, a variable, an input field or a JSON value would fail inside the driver 
 come back as a masked internal error, or reach a read's `WHERE`. `RefuseUnstorableInput` checks the
 whole operation in one place instead: the string literals of the document and the variables' values
 (keys of JSON objects included), and answers a `BAD_USER_INPUT` request error that names where each
-offending value was (`$input.text`, `createNode(input.text)`).
+offending value was (`$input.text`, `createNode(input.text)`). A NUL in a mutation is the one
+exception: the mutation API reports bad input as data, so it becomes the payload's
+`ValidationError` naming the field (PostgreSQL refuses it inside the mutation's transaction and
+`graph.errors.from_database_error` maps the refusal); a surrogate never reaches the driver.
 
 Variables can be large (an import document): they are encoded by orjson first, in C, which raises on
 a surrogate and writes NUL as `\\u0000`; only a small payload, or one that showed a bad character,
@@ -36,12 +39,14 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Variables whose JSON is smaller than this are walked on the event loop (microseconds).
 WALK_ON_LOOP_BYTES = 64 * 1024
 MAX_REPORTED = 10
+NUL = "a NUL character (U+0000)"
 
 
 def problem(value: Any) -> str | None:
@@ -51,7 +56,7 @@ def problem(value: Any) -> str | None:
         if found is None:
             return None
         if found.group() == "\x00":
-            return "a NUL character (U+0000)"
+            return NUL
         return f"an unpaired surrogate (U+{ord(found.group()):04X})"
     if isinstance(value, float) and not math.isfinite(value):
         return f"a number JSON cannot hold ({value})"
@@ -179,6 +184,10 @@ class RefuseUnstorableInput(SchemaExtension):
                 found.extend(await asyncio.to_thread(unstorable_variables, variables))
             elif walk:
                 found.extend(unstorable_variables(variables))
+        if context.operation_type == OperationType.MUTATION:
+            # a mutation reports a NUL as a ValidationError in its payload, naming the field
+            # (graph.errors maps PostgreSQL's refusal; the transaction is rolled back)
+            found = [item for item in found if item[1] != NUL]
         if found:
             context.result = refusal(found)
         yield

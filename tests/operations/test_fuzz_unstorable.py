@@ -23,6 +23,11 @@ mutation Create($input: CreateConversationInput!) {
   createConversation(input: $input) { __typename }
 }
 """
+CREATE_WITH_FIELD = """
+mutation Create($input: CreateConversationInput!) {
+  createConversation(input: $input) { __typename ... on ValidationError { field } }
+}
+"""
 IMPORT = """
 mutation Import($document: JSON!) {
   importConversation(document: $document) { __typename }
@@ -78,14 +83,12 @@ async def test_request_error_status_for_graphql_response_clients(
     assert refusals(response) == [("BAD_USER_INPUT", "$ownerId")]
 
 
-async def test_surrogate_and_nul_in_input_fields_and_json_keys(
-    client: httpx.AsyncClient, database_url: Any
-) -> None:
+async def test_surrogates_in_input_fields_and_json_keys(client: httpx.AsyncClient) -> None:
     payload = {
         "conversationName": "half a pair \ud800",
         "conversationType": "chat",
         "sourceType": "test",
-        "sourceMetadata": {"fine": ["ok", {"deep": "x\x00y"}], "key\x00": 1},
+        "sourceMetadata": {"fine": ["ok", {"deep": "x\udfffy"}], "key\udc00": 1},
     }
     response = await post(client, CREATE, {"input": payload})
     assert sorted(refusals(response)) == [
@@ -95,13 +98,24 @@ async def test_surrogate_and_nul_in_input_fields_and_json_keys(
     ]
 
 
+async def test_a_nul_in_a_mutation_is_a_validation_error_in_its_payload(
+    client: httpx.AsyncClient,
+) -> None:
+    payload = {"conversationName": "a\x00b", "conversationType": "chat", "sourceType": "test"}
+    response = await post(client, CREATE_WITH_FIELD, {"input": payload})
+    assert response.json()["data"]["createConversation"] == {
+        "__typename": "ValidationError",
+        "field": "conversationName",
+    }
+
+
 async def test_a_large_document_is_checked_all_through(client: httpx.AsyncClient) -> None:
     """Past the size walked on the event loop, the check still finds the one bad value."""
     utterances: list[dict[str, Any]] = [
         {"sequenceNumber": index, "text": "fine text " * 5, "speakerId": "s"}
         for index in range(2000)
     ]
-    utterances[1234]["text"] = "bad \x00 text"
+    utterances[1234]["text"] = "bad \udc80 text"
     response = await post(client, IMPORT, {"document": {"utterances": utterances}})
     assert refusals(response) == [("BAD_USER_INPUT", "$document.utterances[1234].text")]
 
