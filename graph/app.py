@@ -33,6 +33,7 @@ from graph.auth import Authenticator
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.live_transport import LiveEndpoints
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
 
@@ -219,18 +220,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         database.session_factory = create_session_factory(engine)
         database.render_budget = RenderBudget(settings.render_budget_rows)
         try:
-            yield
+            async with live.running(engine.url, database.session_factory, database.render_budget):
+                yield
         finally:
             database.engine = database.session_factory = None
             await engine.dispose()
 
     view = GraphQLView(create_schema(extensions_for(settings)), settings, database)
+    live = LiveEndpoints(settings, Authenticator(settings), view.schema)  # subscriptions
 
     async def health(_: Request) -> Response:
         return Response("ok", media_type="text/plain")
 
     return Starlette(
         routes=[
+            *live.routes(),
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
             assets_mount(),  # GraphiQL's scripts, so that the page works offline

@@ -29,6 +29,7 @@ from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
 from graph.rendering import RenderingExecutionContext, register
 from graph.scalars import SCALAR_MAP
+from graph.subscriptions import Subscription
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
@@ -44,6 +45,7 @@ def create_schema(
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=NODE_TYPES,
         extensions=list(extensions),
         # security: batched requests (a JSON array of operations) are accepted; the view caps

@@ -67,7 +67,16 @@ CATALOG_QUERIES = {
 }
 COMPARED = ("columns", "constraints", "indexes")
 # Only the migrations create these (the models cannot express them).
-MIGRATION_ONLY_FUNCTIONS = ["lct_set_conversation_tsv", "lct_set_updated_at"]
+MIGRATION_ONLY_FUNCTIONS = sorted(
+    [
+        "lct_set_conversation_tsv",
+        "lct_set_updated_at",
+        # the change feed (revision 4f7a2c91d3e8)
+        "lct_note_change",
+        "lct_record_conversation_change",
+        "lct_record_row_change",
+    ]
+)
 MIGRATION_ONLY_TRIGGERS = sorted(
     [
         f"CREATE TRIGGER {table}_set_updated_at BEFORE UPDATE ON public.{table} "
@@ -77,6 +86,22 @@ MIGRATION_ONLY_TRIGGERS = sorted(
     + [
         "CREATE TRIGGER conversations_set_tsv BEFORE INSERT OR UPDATE OF conversation_name "
         "ON public.conversations FOR EACH ROW EXECUTE FUNCTION lct_set_conversation_tsv()"
+    ]
+    + [
+        f"CREATE TRIGGER lct_{table}_{event} AFTER {event_name} ON public.{table} REFERENCING "
+        f"{tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        for table, function in (
+            ("conversations", "lct_record_conversation_change"),
+            *(
+                (table, "lct_record_row_change")
+                for table in ("utterances", "nodes", "relationships", "clusters")
+            ),
+        )
+        for event, event_name, tables in (
+            ("inserted", "INSERT", "NEW TABLE AS inserted"),
+            ("updated", "UPDATE", "OLD TABLE AS updated_old NEW TABLE AS updated_new"),
+            ("deleted", "DELETE", "OLD TABLE AS deleted"),
+        )
     ]
 )
 
