@@ -37,6 +37,7 @@ LIST = uuid.UUID(int=0)
 """The stream of changes to conversation lists (its counter is the nil UUID's row)."""
 
 CHANNEL = "lct_changes"
+LISTENER_NAME = "lct-graph-listener"
 READ_BATCH = 200
 PRUNE_BATCH = 5_000
 
@@ -338,6 +339,11 @@ class Hub:
 
     async def _listen(self) -> None:
         arguments = connect_arguments(self.url)
+        # named, so that an operator (or a test) can find the listening backend
+        arguments["server_settings"] = {
+            **arguments.get("server_settings", {}),
+            "application_name": LISTENER_NAME,
+        }
         while True:
             lost = asyncio.Event()
             connection = None

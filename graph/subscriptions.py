@@ -422,6 +422,7 @@ class Subscriber:
             self.end([error("Unexpected error; it was logged.", "INTERNAL_SERVER_ERROR")])
 
 
+RESOLVE_ATTEMPTS = 4
 ROOT_FIELDS = {"conversationChanged": False, "conversationsChanged": True}
 
 
@@ -498,13 +499,20 @@ class Live:
             if subscriber.unavailable(change):
                 return None
             root = ConversationChange.of(change)
-        return await self.execute(
-            subscriber.query,
-            subscriber.variables,
-            subscriber.operation_name,
-            subscriber.viewer_id,
-            root,
-        )
+        # A read may meet a connection that died with its server (PostgreSQL restarted): the
+        # change is read again on a fresh one rather than sent as an error.
+        for attempt in range(RESOLVE_ATTEMPTS):
+            payload = await self.execute(
+                subscriber.query,
+                subscriber.variables,
+                subscriber.operation_name,
+                subscriber.viewer_id,
+                root,
+            )
+            if b'"INTERNAL_SERVER_ERROR"' not in payload or attempt == RESOLVE_ATTEMPTS - 1:
+                break
+            await asyncio.sleep(0.2 * (attempt + 1))
+        return payload
 
     def check(
         self, query: str, variables: dict[str, Any], operation_name: str | None
