@@ -89,12 +89,15 @@ query($id: ID!) { node(id: $id) { ... on ThreadNode { canvasX canvasY } } }"""
 
 
 def token(user: str, *, expires_in: int = 600) -> str:
+    """A token the test servers accept (LCT_JWT_SECRET = SECRET, no leeway)."""
     now = int(time.time())
     return jwt.encode({"sub": user, "iat": now, "exp": now + expires_in}, SECRET)
 
 
 def live_settings(database_url: URL, **overrides: Any) -> Any:
-    return server_settings(database_url, jwt_secret=SECRET, **overrides)
+    return server_settings(
+        database_url, **{"jwt_secret": SECRET, "jwt_leeway_seconds": 0, **overrides}
+    )
 
 
 class LiveApi:
