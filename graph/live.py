@@ -200,6 +200,8 @@ class Channel:
     stream: uuid.UUID
     hub: Hub
     head: int = 0
+    # subscribers between `hub.channel()` and `add` (waiting for the head): keep the channel
+    joining: int = 0
     members: dict[tuple[Any, ...], set[Member]] = field(default_factory=dict)
     _woken: asyncio.Event = field(default_factory=asyncio.Event)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -226,7 +228,10 @@ class Channel:
             group.discard(member)
             if not group:
                 del self.members[member.group_key]
-        if not self.members:
+        self.forget_if_unused()
+
+    def forget_if_unused(self) -> None:
+        if not self.members and not self.joining:
             self.hub.forget(self)
 
     def stop(self) -> None:

@@ -53,6 +53,7 @@ POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 SSE_KEEPALIVE_SECONDS = 15.0
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def token_expiry(authorization: str | None) -> float | None:
@@ -103,6 +104,7 @@ class WebSocketConnection:
         self.closed = False
         self.expiry: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.ended = asyncio.Event()
 
     # -- Sink -----------------------------------------------------------------------------------
 
@@ -142,7 +144,12 @@ class WebSocketConnection:
         self.closed = True
         self.stop_all()
         with contextlib.suppress(Exception):
-            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+            # A client that reads nothing never lets the close frame out: give up after a while.
+            await asyncio.wait_for(
+                self.send({"type": "websocket.close", "code": code, "reason": reason}),
+                CLOSE_TIMEOUT_SECONDS,
+            )
+        self.ended.set()
 
     def stop_all(self) -> None:
         for subscriber in list(self.subscriptions.values()):
@@ -202,7 +209,7 @@ class WebSocketConnection:
                 await self.close(FORBIDDEN, "Forbidden")
                 return
             while not self.closed:
-                message = await self._read()
+                message = await self._read_unless_closed()
                 if message is None:
                     return
                 await self._handle(message)
@@ -212,6 +219,20 @@ class WebSocketConnection:
             writer.cancel()
             for task in list(self.tasks):
                 task.cancel()
+
+    async def _read_unless_closed(self) -> dict[str, Any] | None:
+        """The next message, or None once the server closed the connection (a slow consumer,
+        an expired token): the handler then returns even if the client never answers."""
+        reading = asyncio.ensure_future(self._read())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({reading, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if not reading.done():
+            reading.cancel()
+            return None
+        return reading.result()
 
     def _initialise(self, payload: Any) -> bool:
         authorization = None

@@ -591,13 +591,18 @@ class Live:
             stream=stream,
         )
         channel = self.hub.channel(stream)
-        await channel.ready()
-        if cursor is not None and cursor > channel.head:
-            known = (await self.hub.feed.heads([stream]))[stream]
-            if cursor > known:
-                return [error("`since` is not a cursor of this stream.", "BAD_USER_INPUT")]
-        subscriber.channel = channel
-        head = channel.add(subscriber)
+        channel.joining += 1
+        try:
+            await channel.ready()
+            if cursor is not None and cursor > channel.head:
+                known = (await self.hub.feed.heads([stream]))[stream]
+                if cursor > known:
+                    return [error("`since` is not a cursor of this stream.", "BAD_USER_INPUT")]
+            subscriber.channel = channel
+            head = channel.add(subscriber)
+        finally:
+            channel.joining -= 1
+            channel.forget_if_unused()
         subscriber.cursor = head if cursor is None else cursor
         if subscriber.cursor < head:
             subscriber.catching_up = True
