@@ -33,6 +33,7 @@ from graph.auth import Authenticator
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.live_canvas import canvas_routes
 from graph.live_transport import LiveEndpoints
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[
             *live.routes(),
+            *canvas_routes(),  # the reference canvas page
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
             assets_mount(),  # GraphiQL's scripts, so that the page works offline

@@ -190,7 +190,8 @@ class Member(Protocol):
     def receive(self, change: Change, payload: bytes | None) -> None: ...
 
 
-Resolve = Callable[[Member, Change], Awaitable[bytes | None]]
+# (a member of the group, the change, how many members share the result)
+Resolve = Callable[[Member, Change, int], Awaitable[bytes | None]]
 
 
 @dataclass(eq=False)
@@ -273,7 +274,7 @@ class Channel:
 
         async def resolve(members: list[Member]) -> None:
             async with limiter:
-                payload = await self.hub.resolve(members[0], change)
+                payload = await self.hub.resolve(members[0], change, len(members))
             for member in members:
                 member.receive(change, payload)
 

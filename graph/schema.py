@@ -29,14 +29,14 @@ from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
 from graph.rendering import RenderingExecutionContext, register
 from graph.scalars import SCALAR_MAP
-from graph.subscriptions import Subscription
+from graph.subscriptions import LiveQuery, Subscription
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [Conversation, Utterance, ThreadNode, Relationship, Cluster, Edit, ApiCall]
 
 # The write side (graph/mutations/): its mutations, and the two reads that belong with it.
-Query = merge_types("Query", (ReadQuery, MutationSideQuery))
+Query = merge_types("Query", (ReadQuery, MutationSideQuery, LiveQuery))
 
 
 def create_schema(

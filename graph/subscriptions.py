@@ -40,9 +40,10 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.models import ChangeCounter
 from db.models import Conversation as ConversationRow
 from db.settings import Settings
 from graph.clusters import Cluster
@@ -63,6 +64,7 @@ from graph.masking import new_error_id
 from graph.nodes import ThreadNode
 from graph.permissions import visible_to
 from graph.relationships import Relationship
+from graph.relay import parse_uuid
 from graph.utterances import Utterance
 
 logger = logging.getLogger("lct.subscriptions")
@@ -254,6 +256,31 @@ class ConversationListChange:
     async def conversation(self, info: strawberry.Info) -> Conversation | None:
         found = await info.context.loaders.conversation_by_id.load(self.change.conversation_id)
         return None if found is None or found.deleted_at is not None else found
+
+
+@strawberry.type
+class LiveQuery:
+    @strawberry.field(
+        description="The cursor of the conversation's latest change (null when it is not visible)."
+        " Read it before the graph, then subscribe with `since:` it: nothing committed in"
+        " between is missed."
+    )
+    async def conversation_change_cursor(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> str | None:
+        conversation_id = parse_uuid(id)
+        position = (
+            select(ChangeCounter.position)
+            .where(ChangeCounter.conversation_id == conversation_id)
+            .scalar_subquery()
+        )
+        visible = select(ConversationRow.id).where(
+            ConversationRow.id == conversation_id, visible_to(info.context.viewer_id)
+        )
+        rows = await info.context.fetch(
+            select(func.coalesce(position, 0).label("position")).where(exists(visible))
+        )
+        return encode_cursor(rows[0].position) if rows else None
 
 
 SINCE_DESCRIPTION = (
@@ -461,6 +488,7 @@ class Live:
         operation_name: str | None,
         viewer_id: str | None,
         root: Any = None,
+        shared_by: int = 1,
     ) -> bytes:
         """Runs the document once with fresh loaders and a session of its own, closed after."""
         context = self.context(viewer_id)
@@ -478,9 +506,12 @@ class Live:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [item.formatted for item in result.errors]
+        if self.settings.debug_sql_count and result.extensions:
+            # how many subscribers receive this one resolution (graph/live.py's groups)
+            body["extensions"] = {**result.extensions, "sharedBy": shared_by}
         return orjson.dumps(body)
 
-    async def resolve(self, member: Any, change: Change) -> bytes | None:
+    async def resolve(self, member: Any, change: Change, shared_by: int = 1) -> bytes | None:
         """The payload of `change` for `member` and every subscriber in its group."""
         subscriber: Subscriber = member
         if subscriber.stream == LIST:
@@ -508,6 +539,7 @@ class Live:
                 subscriber.operation_name,
                 subscriber.viewer_id,
                 root,
+                shared_by,
             )
             if b'"INTERNAL_SERVER_ERROR"' not in payload or attempt == RESOLVE_ATTEMPTS - 1:
                 break
