@@ -161,11 +161,13 @@ async def measure_live(
     statements: set[int] = set()
     shared: list[int] = []
     errors = 0
+    first_error = None
     for connection in connections:
         for received_at, message in connection.received:
             payload = message.get("payload") or {}
             if message.get("type") != "next" or payload.get("errors"):
                 errors += 1
+                first_error = first_error or json.dumps(message)[:300]
                 continue
             change = payload["data"]["conversationChanged"]
             written = datetime.fromisoformat(change["at"]).timestamp()
@@ -182,6 +184,7 @@ async def measure_live(
         "delivered": len(latencies),
         "expected": expected,
         "errors": errors,
+        "first_error": first_error,
         "connect_seconds": round(connect_seconds, 1),
         "latency_ms": {
             "p50": round(_percentile(latencies, 0.5), 1) if latencies else None,

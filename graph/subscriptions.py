@@ -470,6 +470,8 @@ class Live:
         self.render_budget = render_budget
         self.limits = Limits.from_settings(settings)
         self.hub = Hub(settings, url, session_factory, self.resolve)
+        # subscriptions opened together wait here rather than for the pool (its timeout errs)
+        self.starting = asyncio.Semaphore(max(1, settings.pool_size // 2))
 
     def context(self, viewer_id: str | None) -> Context:
         return Context(
@@ -606,7 +608,9 @@ class Live:
                 stream = uuid.UUID(str(arguments["id"]))
             except ValueError:
                 return [error("`id` is not a valid id.", "BAD_USER_INPUT")]
-            if not await self.visible(stream, viewer_id):
+            async with self.starting:
+                visible = await self.visible(stream, viewer_id)
+            if not visible:
                 return [error("No conversation with this id.", "NOT_FOUND")]
         since = arguments.get("since")
         cursor = None if since is None else decode_cursor(since)
