@@ -109,6 +109,8 @@ async def measure_live(
     finally:
         del os.environ["LCT_LIVE_MAX_CONNECTIONS"]
     connections: list[Connection] = []
+    registered = 0
+    connect_seconds = 0.0
     try:
         await server.ready()
         async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
@@ -130,11 +132,20 @@ async def measure_live(
             for start in range(0, subscribers, 100):
                 batch = range(start, min(start + 100, subscribers))
                 connections += await asyncio.gather(*(_subscribe(url, conversation) for _ in batch))
+            # graphql-transport-ws does not acknowledge a subscribe: a first change received
+            # by every connection says that every subscription is registered.
+            await gql(MOVE, id=node, x=-1)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not all(c.received for c in connections):
+                await asyncio.sleep(0.2)
             connect_seconds = time.monotonic() - started
-            await asyncio.sleep(3)  # every subscription registered, the server idle
+            registered = sum(1 for connection in connections if connection.received)
+            for connection in connections:
+                connection.received.clear()
+            await asyncio.sleep(3)  # the server idle
             rss_after = _rss_kb(server.process.pid)
             log(
-                f"live: {subscribers} subscribers in {connect_seconds:.1f} s,"
+                f"live: {registered}/{subscribers} subscribed in {connect_seconds:.1f} s,"
                 f" RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MB"
             )
 
@@ -186,6 +197,7 @@ async def measure_live(
         "errors": errors,
         "first_error": first_error,
         "connect_seconds": round(connect_seconds, 1),
+        "registered": registered,
         "latency_ms": {
             "p50": round(_percentile(latencies, 0.5), 1) if latencies else None,
             "p99": round(_percentile(latencies, 0.99), 1) if latencies else None,

@@ -105,11 +105,14 @@ async def test_the_canvas_draws_live_changes_and_sends_drags(
             button="left",
             clickCount=1,
         )
+        # the page fits the graph to the window: a drag moves by the distance over the scale
+        scale = float(await page.evaluate("document.getElementById('canvas').dataset.scale"))
+        expected = (40 + round(120 / scale), 60 + round(80 / scale))
         deadline = time.monotonic() + 10
         while True:
             node = (await owner.gql(NODE_POSITION, id=first))["node"]
-            if (node["canvasX"], node["canvasY"]) == (160, 140) or time.monotonic() > deadline:
+            if (node["canvasX"], node["canvasY"]) == expected or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
-        assert (node["canvasX"], node["canvasY"]) == (160, 140)
+        assert (node["canvasX"], node["canvasY"]) == expected
         assert page.console_errors == []

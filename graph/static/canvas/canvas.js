@@ -39,6 +39,7 @@
   let loaded = false;
   let cursor = null;
   let dragging = null;
+  let scale = 1;
 
   const title = document.getElementById("title");
   const status = document.getElementById("status");
@@ -156,9 +157,13 @@
       element("text", { x: 12, y: 42, class: "summary" }, group).textContent = summary;
       group.addEventListener("pointerdown", (event) => startDrag(event, node, box, group));
     }
-    svg.setAttribute("width", right);
-    svg.setAttribute("height", bottom);
+    // The whole graph fits the window (never enlarged); a drag divides by the same scale.
+    const board = document.getElementById("board");
+    scale = Math.max(0.05, Math.min(1, board.clientWidth / right, board.clientHeight / bottom));
+    svg.setAttribute("width", Math.floor(right * scale));
+    svg.setAttribute("height", Math.floor(bottom * scale));
     svg.setAttribute("viewBox", `0 0 ${right} ${bottom}`);
+    svg.dataset.scale = String(scale);
     title.textContent = state.name;
     svg.dataset.nodes = String(state.nodes.size);
   }
@@ -175,8 +180,8 @@
 
   function moveDrag(event) {
     if (!dragging) return;
-    dragging.x = Math.round(dragging.box.x + event.clientX - dragging.startX);
-    dragging.y = Math.round(dragging.box.y + event.clientY - dragging.startY);
+    dragging.x = Math.round(dragging.box.x + (event.clientX - dragging.startX) / scale);
+    dragging.y = Math.round(dragging.box.y + (event.clientY - dragging.startY) / scale);
     dragging.group.setAttribute("transform", `translate(${dragging.x},${dragging.y})`);
   }
 
