@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -79,3 +80,28 @@ async def test_utterances_import_and_purge_are_recorded(
     (imported_change,) = await database.fetch(CHANGES, copy)
     assert imported_change["operation"] == "importConversation"
     assert len(imported_change["utterance_ids"]) == 2
+
+
+async def test_pruning_deletes_only_changes_older_than_the_retention_window(
+    owner: LiveApi, database: asyncpg.Connection, live_database: Any
+) -> None:
+    from db.session import create_engine, create_session_factory
+    from db.settings import Settings
+    from graph.live import Feed
+
+    conversation = await owner.create_conversation()
+    for _ in range(3):
+        await owner.create_node(conversation)
+    await database.execute(
+        "UPDATE changes SET created_at = now() - interval '2 hours'"
+        " WHERE conversation_id = $1::uuid AND position <= 2",
+        conversation,
+    )
+    engine = create_engine(live_database, Settings(_env_file=None))
+    try:
+        pruned = await Feed(create_session_factory(engine)).prune(retention_seconds=3600)
+    finally:
+        await engine.dispose()
+    assert pruned >= 2
+    rows = await database.fetch(CHANGES, uuid.UUID(conversation))
+    assert [row["position"] for row in rows] == [3, 4]
