@@ -134,10 +134,12 @@ async def measure_live(
                 connections += await asyncio.gather(*(_subscribe(url, conversation) for _ in batch))
             # graphql-transport-ws does not acknowledge a subscribe: a first change received
             # by every connection says that every subscription is registered.
-            await gql(MOVE, id=node, x=-1)
-            deadline = time.monotonic() + 300
+            # A subscription started after a change does not get it: one every 2 s until
+            # every connection has one.
+            deadline = time.monotonic() + 600
             while time.monotonic() < deadline and not all(c.received for c in connections):
-                await asyncio.sleep(0.2)
+                await gql(MOVE, id=node, x=-1)
+                await asyncio.sleep(2)
             connect_seconds = time.monotonic() - started
             registered = sum(1 for connection in connections if connection.received)
             for connection in connections:
