@@ -221,7 +221,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         database.session_factory = create_session_factory(engine)
         database.render_budget = RenderBudget(settings.render_budget_rows)
         try:
-            async with live.running(engine.url, database.session_factory, database.render_budget):
+            async with live.running(database.session_factory, database.render_budget):
                 yield
         finally:
             database.engine = database.session_factory = None

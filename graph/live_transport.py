@@ -33,7 +33,7 @@ import orjson
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from db.settings import Settings
+from db.settings import Settings, resolve_database_url
 from graph.auth import AuthenticationError, Authenticator, is_loopback_host
 from graph.http import _headers, _host_name, error_response, viewer_of
 from graph.subscriptions import Live, Subscriber, error
@@ -378,10 +378,10 @@ class LiveEndpoints:
         ]
 
     @asynccontextmanager
-    async def running(
-        self, url: Any, session_factory: Any, render_budget: Any = None
-    ) -> AsyncIterator[Live]:
+    async def running(self, session_factory: Any, render_budget: Any = None) -> AsyncIterator[Live]:
         """The process's change feed and subscriptions, for the app's lifespan."""
+        # The URL with all its parameters (the engine's lost its query: a Unix socket's host).
+        url = resolve_database_url(self.settings)
         live = Live(self.schema, self.settings, url, session_factory, render_budget)
         await live.open()
         self.live = live
