@@ -47,6 +47,8 @@ from sqlalchemy.engine import URL
 
 from bench import documents, importing
 from bench.importing import event_loop_stall
+from bench.live import lines as live_lines
+from bench.live import measure_live
 from db.demo import generate_conversation, generate_small_conversations
 from db.session import SESSION_SETTINGS
 from db.settings import PROJECT_ROOT, Settings, connect_arguments, resolve_database_url
@@ -600,6 +602,10 @@ async def run(arguments: argparse.Namespace, log: Callable[[str], None]) -> dict
                 duration=arguments.duration,
                 log=log,
             )
+        if arguments.subscribers:  # the subscription phase (bench/live.py)
+            result["live"] = await measure_live(
+                dataset.database, arguments.subscribers, arguments.live_changes, log
+            )
     finally:
         if arguments.keep_database:
             log(f"kept database {dataset.database.database}")
@@ -804,6 +810,8 @@ def table(result: dict[str, Any]) -> str:
             "canvas responses checked against the database: "
             + ", ".join(f"{size}: {state}" for size, state in checks.items())
         )
+    if "live" in result:
+        lines.extend(live_lines(result["live"]))
     machine = result["machine"]
     lines.append(
         f"commit {result['commit']}{' (dirty)' if result['dirty'] else ''}, "
@@ -898,6 +906,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-database", action="store_true", help="keep the generated database afterwards"
     )
+    parser.add_argument(
+        "--subscribers", type=int, default=2000, help="WebSocket subscribers (0: no live phase)"
+    )
+    parser.add_argument("--live-changes", type=int, default=30, help="changes, one a second")
     parser.add_argument("--quiet", action="store_true", help="print only the table")
     parser.add_argument(
         "--peers",

@@ -1,4 +1,5 @@
-"""The seven tables of Live Conversational Threads, at the head revision.
+"""The seven tables of Live Conversational Threads and the change feed's two, at the head
+revision.
 
 These models are the source of truth: `alembic check` must find no difference between them and a
 database migrated to head. The graph references that PostgreSQL cannot enforce (the uuid[] columns,
@@ -14,11 +15,13 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     DDL,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Text,
@@ -365,3 +368,60 @@ class ApiCall(Base):
         Index("idx_api_calls_provider_model", "provider", "model"),
         Index("idx_api_calls_started", "started_at"),
     )
+
+
+class Change(Base):
+    """The change feed: one row per transaction and conversation it changed (graph/live.py).
+
+    Written by the triggers of alembic revision 4f7a2c91d3e8 in the writing transaction, so a
+    committed write is in the feed and a rolled-back one is not. `position` counts a
+    conversation's changes 1, 2, 3, ... in commit order (the counter row in `change_counters`
+    stays locked until the writer commits); `list_position` does the same, on one counter, for the
+    changes that matter to conversation lists. No foreign key: a purge's change outlives its
+    conversation.
+    """
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    position: Mapped[int] = mapped_column(BigInteger)
+    list_position: Mapped[int | None] = mapped_column(BigInteger)
+    transaction_id: Mapped[int] = mapped_column(BigInteger)
+    operation: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[str | None] = mapped_column(Text)
+    kinds: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=sql("'{}'::text[]"))
+    node_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), server_default=sql("'{}'::uuid[]")
+    )
+    relationship_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), server_default=sql("'{}'::uuid[]")
+    )
+    cluster_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), server_default=sql("'{}'::uuid[]")
+    )
+    utterance_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), server_default=sql("'{}'::uuid[]")
+    )
+    access_before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    access_after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=sql("clock_timestamp()")
+    )
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "position"),
+        UniqueConstraint("transaction_id", "conversation_id"),
+        Index("uq_changes_list_position", "list_position", unique=True),
+        Index("idx_changes_created_at", "created_at"),
+    )
+
+
+class ChangeCounter(Base):
+    """The last `changes.position` of each conversation; the nil UUID's row counts
+    `changes.list_position`."""
+
+    __tablename__ = "change_counters"
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)

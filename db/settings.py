@@ -132,6 +132,26 @@ class Settings(BaseSettings):
     graphiql: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Subscriptions and the change feed (graph/live.py, graph/live_transport.py).
+    live_retention_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long changes stay in the feed for subscribers resuming with `since`.",
+    )
+    live_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each process reads the feed's heads besides LISTEN/NOTIFY.",
+    )
+    live_max_connections: int = Field(default=10_000, ge=1)
+    live_max_subscriptions: int = Field(default=100, ge=1, description="Per connection.")
+    live_init_timeout_seconds: float = Field(default=10.0, gt=0)
+    live_max_message_bytes: int = Field(default=65_536, ge=1_000)
+    live_queue_size: int = Field(
+        default=256, ge=1, description="Messages queued per connection before it is closed."
+    )
+
     @field_validator("jwt_algorithms", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

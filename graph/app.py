@@ -33,6 +33,8 @@ from graph.canvas import canvas_route
 from graph.context import Context
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.live_canvas import canvas_routes
+from graph.live_transport import LiveEndpoints
 from graph.masking import unavailable_for_retry
 from graph.observability import Observability, RequestMiddleware, current_count
 from graph.rendering import RenderBudget
@@ -206,7 +208,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         database.session_factory = create_session_factory(engine)
         database.render_budget = RenderBudget(settings.render_budget_rows)
         try:
-            yield
+            async with live.running(database.session_factory, database.render_budget):
+                yield
         finally:
             database.engine = database.session_factory = None
             observability.stop()
@@ -214,12 +217,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     schema = create_schema(extensions_for(settings, observability))
     view = GraphQLView(schema, settings, database, observability)
+    live = LiveEndpoints(settings, Authenticator(settings), view.schema)  # subscriptions
 
     async def health(_: Request) -> Response:
         return Response("ok", media_type="text/plain")
 
     application = Starlette(
         routes=[
+            *live.routes(),
+            *canvas_routes(),  # the reference canvas page
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", observability.ready, methods=["GET"]),

@@ -149,7 +149,9 @@ class SecurityMiddleware:
             await self.app(scope, self._announcing(receive), send)
             return
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "no WebSockets here"})
+            # graph/live_transport.py checks the handshake's Origin and authenticates
+            # connection_init itself.
+            await self.app(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)

@@ -34,15 +34,17 @@ from graph.relationships import Relationship
 from graph.rendering import RenderingExecutionContext, register
 from graph.scalars import SCALAR_MAP
 from graph.search import SearchQuery
+from graph.subscriptions import LiveQuery, Subscription
 from graph.utterances import Utterance
 
 # Every type that implements `Node`, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [Conversation, Utterance, ThreadNode, Relationship, Cluster, Edit, ApiCall]
 
 # The write side (graph/mutations/): its mutations, and the two reads that belong with it; search
-# and analytics; the Obsidian canvas (graph/canvas.py): its query and its mutation.
+# and analytics; the Obsidian canvas (graph/canvas.py): its query and its mutation; the live
+# change feed (graph/subscriptions.py).
 Query = merge_types(
-    "Query", (ReadQuery, MutationSideQuery, SearchQuery, AnalyticsQuery, CanvasQuery)
+    "Query", (ReadQuery, MutationSideQuery, SearchQuery, AnalyticsQuery, CanvasQuery, LiveQuery)
 )
 Mutation = merge_types("Mutation", (WriteMutation, CanvasMutations))
 
@@ -53,6 +55,7 @@ def create_schema(
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=NODE_TYPES,
         extensions=list(extensions),
         # security: batched requests (a JSON array of operations) are accepted; the view caps

@@ -31,6 +31,7 @@ def test_bench_smoke(server_url: URL, tmp_path: Path) -> None:
     output = tmp_path / "result.json"
     tiny = ["--sizes", "5,12", "--small", "3", "--requests", "3", "--duration", "0.1"]
     tiny += ["--concurrency", "2", "--workers", "1,2", "--output", str(output)]
+    tiny += ["--subscribers", "3", "--live-changes", "2"]
     first = _bench(server_url, *tiny)
     assert first.returncode == 0, first.stdout + first.stderr
     result = json.loads(output.read_text())
@@ -53,6 +54,10 @@ def test_bench_smoke(server_url: URL, tmp_path: Path) -> None:
         "canvas", "refetch", "list"
     }  # fmt: skip
     assert "canvas vs the SQL floor" in first.stdout
+    live = result["live"]  # the subscription phase (bench/live.py)
+    assert (live["delivered"], live["expected"], live["errors"]) == (6, 6, 0), live
+    assert live["registered"] == 3 and live["resolution_shared_by"] == 3, live
+    assert "subscriptions: 3 subscribers" in first.stdout
 
     # --compare: a saved result against itself, then a file that is not there
     compared = compare(result, result)

@@ -77,6 +77,10 @@ MIGRATION_ONLY_FUNCTIONS = sorted(
         "lct_utterances_added",
         "lct_utterances_changed",
         *INDEX_FUNCTIONS,
+        # the change feed (revision 4f7a2c91d3e8)
+        "lct_note_change",
+        "lct_record_conversation_change",
+        "lct_record_row_change",
     ]
 )
 MIGRATION_ONLY_TRIGGERS = sorted(
@@ -101,6 +105,22 @@ MIGRATION_ONLY_TRIGGERS = sorted(
             ("added", "INSERT", "NEW TABLE AS added_rows", "added"),
             ("deleted", "DELETE", "OLD TABLE AS old_rows", "changed"),
             ("updated", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows", "changed"),
+        )
+    ]
+    + [
+        f"CREATE TRIGGER lct_{table}_{event} AFTER {event_name} ON public.{table} REFERENCING "
+        f"{tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        for table, function in (
+            ("conversations", "lct_record_conversation_change"),
+            *(
+                (table, "lct_record_row_change")
+                for table in ("utterances", "nodes", "relationships", "clusters")
+            ),
+        )
+        for event, event_name, tables in (
+            ("inserted", "INSERT", "NEW TABLE AS inserted"),
+            ("updated", "UPDATE", "OLD TABLE AS updated_old NEW TABLE AS updated_new"),
+            ("deleted", "DELETE", "OLD TABLE AS deleted"),
         )
     ]
 )

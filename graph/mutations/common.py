@@ -29,6 +29,7 @@ from graph.errors import (
     from_database_error,
     to_graphql,
 )
+from graph.live import note_actor
 from graph.masking import commit
 from graph.services.common import Actor, check_text, check_unit_interval
 
@@ -122,6 +123,7 @@ async def run_mutation(
     async with write_session(info) as session:
         try:
             result = await action(session, actor)
+            await note_actor(session, actor.user_id, info.field_name)
             await commit(session)
         except UserFacingError as error:
             await session.rollback()

@@ -187,10 +187,15 @@ async def test_development_mode_is_announced_and_loopback_only(
         await server.stop()
 
 
-async def test_websockets_are_refused(secure_server: LiveServer) -> None:
+async def test_cross_site_websockets_are_refused(secure_server: LiveServer) -> None:
+    """Subscriptions are served over WebSocket (tests/live/); a page of another origin cannot
+    open one (cross-site WebSocket hijacking)."""
     import websockets
 
     url = secure_server.url.replace("http://", "ws://") + "/graphql"
-    with pytest.raises(websockets.exceptions.WebSocketException):
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(
+            url, subprotocols=["graphql-transport-ws"], origin="https://attacker.example"
+        ) as socket:
             await socket.recv()
+    assert refused.value.response.status_code == 403
