@@ -146,6 +146,10 @@ class LiveServer:
             port=self.port,
             log_level="warning",
             lifespan="on",
+            # The fixtures keep one keep-alive client for the whole session; with uvicorn's
+            # default of 5 s, a connection idle that long could be closed just as a test sent
+            # its next request on it (httpx.ReadError on a loaded machine).
+            timeout_keep_alive=600,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
