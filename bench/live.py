@@ -37,7 +37,7 @@ subscription($id: ID!) {
 }"""
 
 CREATE = """
-mutation { createConversation(input: {conversationName: "live bench", conversationType: "chat",
+mutation { createConversation(input: {conversationName: "live bench", conversationType: CHAT,
   sourceType: "bench"}) { ... on ConversationPayload { conversation { id } } } }"""
 
 NODE = """

@@ -15,6 +15,8 @@ const config: CodegenConfig = {
           DateTime: "string",
           UUID: "string",
           JSON: "unknown",
+          Money: "string",
+          Decimal: "string",
         },
         enumsAsTypes: true,
         useTypeImports: true,

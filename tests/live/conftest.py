@@ -125,7 +125,7 @@ class LiveApi:
     async def create_conversation(self, name: str = "live", **fields: Any) -> str:
         payload = await self.mutate(
             CREATE_CONVERSATION,
-            input={"conversationName": name, "conversationType": "chat", "sourceType": "manual"}
+            input={"conversationName": name, "conversationType": "CHAT", "sourceType": "manual"}
             | fields,
         )
         return str(payload["conversation"]["id"])

@@ -79,7 +79,7 @@ async def test_a_stream_ends_when_the_conversation_stops_being_visible(
     live_server: str, owner: LiveApi, how: str
 ) -> None:
     conversation = await owner.create_conversation(
-        visibility="public" if how == "made private" else "shared",
+        visibility="PUBLIC" if how == "made private" else "SHARED",
         sharedWith=[SHARED],
     )
     node = await owner.create_node(conversation)
@@ -90,9 +90,9 @@ async def test_a_stream_ends_when_the_conversation_stops_being_visible(
         await owner.move(node, 1, 1)
         assert (await subscriber.event())["kind"] == "NODES_MOVED"
         if how == "unshared":
-            await owner.share(conversation, "shared", [])
+            await owner.share(conversation, "SHARED", [])
         elif how == "made private":
-            await owner.share(conversation, "private", [SHARED])
+            await owner.share(conversation, "PRIVATE", [SHARED])
         elif how == "deleted":
             await owner.mutate(DELETE_CONVERSATION, id=conversation)
         else:

@@ -90,7 +90,7 @@ async def kill_listeners(database: asyncpg.Connection) -> int:
     return len(
         await database.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'lct-graph-listener'"
+            " WHERE application_name = 'lct-graph-listener' AND datname = current_database()"
         )
     )
 

@@ -16,7 +16,7 @@ async def next_message(subscriber: Subscriber, operation_id: str) -> dict[str, A
 async def test_sql_per_change_does_not_grow_with_subscribers_who_share(
     live_server: str, owner: LiveApi
 ) -> None:
-    conversation = await owner.create_conversation(visibility="shared", sharedWith=[SHARED])
+    conversation = await owner.create_conversation(visibility="SHARED", sharedWith=[SHARED])
     node = await owner.create_node(conversation)
     alone = await (await Subscriber.connect(live_server)).acknowledged()
     await alone.subscribe("1", id=conversation)

@@ -25,7 +25,7 @@ async def events(response: httpx.Response, queue: asyncio.Queue[tuple[str, Any]]
 async def test_changes_stream_over_sse_until_the_conversation_is_unshared(
     live_server: str, owner: LiveApi
 ) -> None:
-    conversation = await owner.create_conversation(visibility="shared", sharedWith=[SHARED])
+    conversation = await owner.create_conversation(visibility="SHARED", sharedWith=[SHARED])
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     async with (
         httpx.AsyncClient(base_url=live_server, timeout=30) as client,
@@ -47,7 +47,7 @@ async def test_changes_stream_over_sse_until_the_conversation_is_unshared(
             change = data["data"]["conversationChanged"]
             assert (change["kind"], change["nodeIds"]) == ("NODE_CREATED", [node])
             assert change["actorId"] == "alice"
-            await owner.share(conversation, "private", [])
+            await owner.share(conversation, "PRIVATE", [])
             name, data = await asyncio.wait_for(queue.get(), 10)
             assert data["errors"][0]["extensions"]["code"] == "CONVERSATION_UNAVAILABLE"
             assert await asyncio.wait_for(queue.get(), 10) == ("complete", None)

@@ -103,12 +103,12 @@ async def test_the_conversation_list_stream(
         conversation = await owner.create_conversation("picker")
         created = await alice.event("list")
         assert (created["kind"], created["conversationId"]) == ("CREATED", conversation)
-        await owner.share(conversation, "shared", ["bob"])
+        await owner.share(conversation, "SHARED", ["bob"])
         assert (await alice.event("list"))["kind"] == "UPDATED"
         shared = await bob.event("list")
         assert shared["kind"] == "SHARED_WITH_ME"
         assert shared["conversation"] == {"id": conversation, "conversationName": "picker"}
-        await owner.share(conversation, "private", [])
+        await owner.share(conversation, "PRIVATE", [])
         unshared = await bob.event("list")
         assert (unshared["kind"], unshared["conversation"]) == ("UNSHARED", None)
         await bob.silent(0.5)

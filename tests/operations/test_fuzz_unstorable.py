@@ -86,7 +86,7 @@ async def test_request_error_status_for_graphql_response_clients(
 async def test_surrogates_in_input_fields_and_json_keys(client: httpx.AsyncClient) -> None:
     payload = {
         "conversationName": "half a pair \ud800",
-        "conversationType": "chat",
+        "conversationType": "CHAT",
         "sourceType": "test",
         "sourceMetadata": {"fine": ["ok", {"deep": "x\udfffy"}], "key\udc00": 1},
     }
@@ -101,7 +101,7 @@ async def test_surrogates_in_input_fields_and_json_keys(client: httpx.AsyncClien
 async def test_a_nul_in_a_mutation_is_a_validation_error_in_its_payload(
     client: httpx.AsyncClient,
 ) -> None:
-    payload = {"conversationName": "a\x00b", "conversationType": "chat", "sourceType": "test"}
+    payload = {"conversationName": "a\x00b", "conversationType": "CHAT", "sourceType": "test"}
     response = await post(client, CREATE_WITH_FIELD, {"input": payload})
     assert response.json()["data"]["createConversation"] == {
         "__typename": "ValidationError",

@@ -428,7 +428,7 @@ async def test_append_utterances_takes_a_full_batch_of_full_rows(
     conversation = await call(
         client,
         documents.CREATE_CONVERSATION,
-        input={"conversationName": "batch", "conversationType": "chat", "sourceType": "upload"},
+        input={"conversationName": "batch", "conversationType": "CHAT", "sourceType": "upload"},
     )
     utterances = [
         {
@@ -473,7 +473,7 @@ async def test_a_list_longer_than_a_statement_can_carry_is_a_typed_error(
     conversation = await call(
         client,
         documents.CREATE_CONVERSATION,
-        input={"conversationName": "wide", "conversationType": "chat", "sourceType": "upload"},
+        input={"conversationName": "wide", "conversationType": "CHAT", "sourceType": "upload"},
     )
     result = await call(
         client,

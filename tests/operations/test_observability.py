@@ -84,7 +84,7 @@ END $$;
 CREATE TRIGGER refuse_boom BEFORE INSERT ON conversations
   FOR EACH ROW EXECUTE FUNCTION refuse_boom();
 """
-BOOM_INPUT = {"conversationName": "boom", "conversationType": "chat", "sourceType": "manual"}
+BOOM_INPUT = {"conversationName": "boom", "conversationType": "CHAT", "sourceType": "manual"}
 
 
 # -- A served subprocess -------------------------------------------------------------------------
