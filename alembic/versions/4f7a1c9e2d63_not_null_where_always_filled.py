@@ -7,8 +7,9 @@ Create Date: 2026-12-01 08:00:00
 Each of these columns has a default and the API never clears it, so in practice it is never
 empty; saying so in the database lets the GraphQL schema declare the fields non-null, which
 generated clients rely on. Rows an older version left empty get the column's default first
-(`updated_at` takes the row's `created_at`). The backfill runs with the `updated_at` triggers
-off, so it does not make every touched row look edited. Downgrading drops the NOT NULLs and
+(`updated_at` takes the row's `created_at`). The backfill runs with the table's triggers off
+(`updated_at`'s, the search vectors'), so it does not make every touched row look edited.
+Downgrading drops the NOT NULLs and
 keeps the values.
 """
 
@@ -63,9 +64,9 @@ COLUMNS: dict[str, dict[str, str]] = {
 
 def upgrade() -> None:
     for table, columns in COLUMNS.items():
-        has_trigger = "updated_at" in columns
-        if has_trigger:
-            op.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_set_updated_at")
+        # No trigger fires for the fill: neither `updated_at`'s nor those that keep derived data
+        # (search vectors) current, which would touch other tables' rows for nothing.
+        op.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         # Every right-hand side sees the row as it was: an empty created_at and updated_at both
         # become the transaction's now().
         assignments = ", ".join(
@@ -73,8 +74,7 @@ def upgrade() -> None:
         )
         empty = " OR ".join(f"{column} IS NULL" for column in columns)
         op.execute(f"UPDATE {table} SET {assignments} WHERE {empty}")
-        if has_trigger:
-            op.execute(f"ALTER TABLE {table} ENABLE TRIGGER {table}_set_updated_at")
+        op.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         op.execute(
             f"ALTER TABLE {table} "
             + ", ".join(f"ALTER COLUMN {column} SET NOT NULL" for column in columns)

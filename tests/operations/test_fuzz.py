@@ -169,6 +169,14 @@ DATE_TIMES = st.one_of(
 ).map(string_node)
 
 
+# apiCallStats' exact amounts: decimal text, in range or not, and any text.
+DECIMALS = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.sampled_from(["0", "-1", "1e999", "NaN", "Infinity", "0.000000000001"]),
+    ANY_TEXT,
+).map(string_node)
+
+
 def altered(document: dict[str, Any]) -> st.SearchStrategy[Any]:
     """The exported document with one value somewhere in it replaced, or as it is."""
     paths: list[tuple[Any, ...]] = []
@@ -200,7 +208,14 @@ def altered(document: dict[str, Any]) -> st.SearchStrategy[Any]:
 def scalars(known: list[str], document: dict[str, Any]) -> dict[str, Any]:
     ids = ids_strategy(known)
     json_nodes = JSON_NODES | altered(document).map(json_node)
-    return {"ID": ids, "UUID": ids, "DateTime": DATE_TIMES, "JSON": json_nodes}
+    return {
+        "ID": ids,
+        "UUID": ids,
+        "DateTime": DATE_TIMES,
+        "JSON": json_nodes,
+        "Decimal": DECIMALS,
+        "Money": DECIMALS,
+    }
 
 
 def documents(known: list[str], document: dict[str, Any]) -> st.SearchStrategy[str]:

@@ -31,7 +31,7 @@ async def graph_rows(corpus: Corpus, corpus_db):
         )
     ]
     for index, (kind, strength) in enumerate(
-        [("supports", 0.5), ("supports", 0.25), ("contradicts", None), ("follows", 1.0)]
+        [("supports", 0.5), ("supports", 0.25), ("contradicts", 0.0), ("follows", 1.0)]
     ):
         await corpus_db.execute(
             "INSERT INTO relationships (conversation_id, from_node_id, to_node_id,"
@@ -82,7 +82,7 @@ async def test_every_figure_matches_independent_sql(graphql, corpus_db, graph_ro
     assert got["nodesByType"] == [{"type": r["node_type"], "count": r["count"]} for r in types]
     assert got["relationshipsByType"] == [
         {"type": "supports", "count": 2, "averageStrength": pytest.approx(0.375)},
-        {"type": "contradicts", "count": 1, "averageStrength": None},  # NULL strengths skipped
+        {"type": "contradicts", "count": 1, "averageStrength": 0.0},
         {"type": "follows", "count": 1, "averageStrength": 1.0},
     ]
     utterances = await corpus_db.fetch(
