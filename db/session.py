@@ -17,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 from db.settings import Settings, connect_arguments, get_settings, resolve_database_url
 
@@ -72,12 +74,32 @@ def create_engine(url: URL | None = None, settings: Settings | None = None) -> A
         url.set(query={}),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
-        pool_pre_ping=True,
         connect_args={**arguments, "server_settings": server_settings},
     )
+    event.listen(engine.sync_engine, "checkout", ping_on_checkout)
     if settings.transaction_pooling:
         apply_per_transaction(engine, values)
     return engine
+
+
+def ping_on_checkout(dbapi_connection: Any, *_: Any) -> None:
+    """A connection taken from the pool answers before it is used, else the pool takes another.
+
+    SQLAlchemy's `pool_pre_ping` wraps its ping in a transaction on asyncpg (BEGIN, a prepared
+    `;`, ROLLBACK: three round trips before every request's first statement); one simple query
+    proves the connection alive as well.
+    """
+    try:
+        await_only(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except Exception as error:
+        raise DisconnectionError(f"a pooled connection did not answer: {error!r}") from error
+
+
+def read_options(settings: Settings) -> dict[str, Any]:
+    """Execution options of a request's reads: no transaction (no BEGIN, no ROLLBACK round trip)
+    unless transaction pooling needs one to carry its `SET LOCAL`s. Each read statement then sees
+    its own snapshot, as every statement of a READ COMMITTED transaction does anyway."""
+    return {} if settings.transaction_pooling else {"isolation_level": "AUTOCOMMIT"}
 
 
 def apply_per_transaction(engine: AsyncEngine, values: dict[str, str]) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import Executable, Row
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.session import read_options
 from db.settings import Settings
 from graph.masking import is_unavailable
 
@@ -74,6 +75,7 @@ class Context:
     async def _fetch(self, statement: Executable, parameters: Any) -> list[Row[Any]]:
         if self._session is None:
             self._session = self.session_factory()
+            await self._session.connection(execution_options=read_options(self.settings))
         result = await self._session.execute(statement, parameters)
         return list(result.all())
 
