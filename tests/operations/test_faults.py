@@ -32,6 +32,8 @@ from db.demo import generate_conversation
 from db.settings import to_async_url
 from tests.conftest import LiveServer, alembic_config, asyncpg_dsn, server_settings
 
+# platformdirs warns when XDG_RUNTIME_DIR is unset, as it is in CI
+pytestmark = pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")
 VIEWER = "local-developer"  # development mode: every request acts as this user
 LOAD_SECONDS = 6.0
 MODERN = "application/graphql-response+json"
