@@ -59,7 +59,7 @@ from graph.live import (
     encode_cursor,
     readable,
 )
-from graph.masking import new_error_id
+from graph.masking import SERVICE_UNAVAILABLE, new_error_id
 from graph.nodes import ThreadNode
 from graph.permissions import visible_to
 from graph.relationships import Relationship
@@ -449,6 +449,8 @@ class Subscriber:
 
 
 RESOLVE_ATTEMPTS = 4
+# an outage the read could not ride out (graph.masking): worth reading the change again
+UNAVAILABLE = f'"{SERVICE_UNAVAILABLE}"'.encode()
 ROOT_FIELDS = {"conversationChanged": False, "conversationsChanged": True}
 
 
@@ -542,7 +544,8 @@ class Live:
                 root,
                 shared_by,
             )
-            if b'"INTERNAL_SERVER_ERROR"' not in payload or attempt == RESOLVE_ATTEMPTS - 1:
+            retryable = b'"INTERNAL_SERVER_ERROR"' in payload or UNAVAILABLE in payload
+            if not retryable or attempt == RESOLVE_ATTEMPTS - 1:
                 break
             await asyncio.sleep(0.2 * (attempt + 1))
         return payload

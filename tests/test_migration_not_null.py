@@ -42,7 +42,7 @@ VALUES ($3, $1, 'n', 's', '{}', $5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NU
        ($4, $2, 'm', 's', '{}', $5, $5, 'topic', 4, true, true, true, true, 10, 20);
 INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number, created_at,
   updated_at)
-VALUES ($1, 't', 's', 1, NULL, NULL);
+VALUES ($1, 'transcript words', 's', 1, NULL, NULL);
 INSERT INTO relationships (conversation_id, from_node_id, to_node_id, relationship_type,
   created_at, updated_at, strength, confidence, is_bidirectional)
 VALUES ($1, $3, $4, 'supports', $5, NULL, NULL, NULL, NULL);
