@@ -23,7 +23,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import URL
 
-from bench.run import _free_port, _percentile
+from bench.run import GraphQLProcess, _free_port, _percentile
 from db.settings import PROJECT_ROOT
 
 PEER_DIRECTORY = PROJECT_ROOT / "bench" / "postgraphile"
@@ -163,60 +162,15 @@ class RoundTripProxy:
             await answer
 
 
-class PostGraphile:
+class PostGraphile(GraphQLProcess):
     """PostGraphile 5 (amber preset) serving the database's `public` schema on a free port."""
 
     def __init__(self, node: Path, cli: Path, database: URL, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.output: list[str] = []
         connection = database.set(drivername="postgresql").render_as_string(hide_password=False)
-        self.process = subprocess.Popen(
-            [
-                str(node),
-                str(cli),
-                "-P",
-                "postgraphile/presets/amber",
-                "-c",
-                connection,
-                "-s",
-                "public",
-                "-n",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=PEER_DIRECTORY,
-            env={**os.environ, "GRAPHILE_ENV": "production", "NODE_ENV": "production"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        stdout = self.process.stdout
-        assert stdout is not None
-        threading.Thread(target=lambda: self.output.extend(stdout), daemon=True).start()
-
-    async def ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    break
-                with contextlib.suppress(httpx.TransportError):
-                    response = await client.post(
-                        f"{self.base}/graphql", json={"query": "{ __typename }"}
-                    )
-                    if response.status_code == 200:
-                        return
-                await asyncio.sleep(0.3)
-        raise RuntimeError("PostGraphile did not start:\n" + "".join(self.output[-30:]))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        command = [str(node), str(cli), "-P", "postgraphile/presets/amber", "-c", connection]
+        command += ["-s", "public", "-n", "127.0.0.1", "-p", str(port)]
+        environment = {**os.environ, "GRAPHILE_ENV": "production", "NODE_ENV": "production"}
+        super().__init__(command, PEER_DIRECTORY, environment, port)
 
 
 async def _latencies(

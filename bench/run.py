@@ -175,36 +175,16 @@ def _status_kb(pid: int, key: str) -> int:
     return 0
 
 
-class Server:
-    """`python -m graph.serve` on a free port, against the benchmark's database."""
+class GraphQLProcess:
+    """A GraphQL server run as a subprocess on a free port, its output kept for errors."""
 
-    def __init__(self, database: URL, workers: int, max_page_size: int) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+    def __init__(self, command: list[str], cwd: Path, environment: dict[str, str], port: int):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
         self.output: list[str] = []
-        environment = {
-            **os.environ,
-            "DATABASE_URL": asyncpg_dsn(database),
-            "LCT_DEBUG_SQL_COUNT": "1",
-            "LCT_DEMO": "0",
-            # the defaults refuse a 10,000-node page and the five-level traversal (each unpaged
-            # list counts as a full page in the cost estimate), so the benchmark raises both
-            "LCT_MAX_PAGE_SIZE": str(max(max_page_size, 1000)),
-            "LCT_MAX_NODES": str(10**12),
-        }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "graph.serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-                "--no-demo",
-                "--no-access-log",
-            ],
-            cwd=PROJECT_ROOT,
+            command,
+            cwd=cwd,
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -215,6 +195,7 @@ class Server:
         threading.Thread(target=lambda: self.output.extend(stdout), daemon=True).start()
 
     async def ready(self, timeout: float = 120) -> None:
+        """Returns once `{ __typename }` is answered; raises with the output if it never is."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=5) as client:
             while True:
@@ -232,6 +213,34 @@ class Server:
                     raise RuntimeError("the server did not answer:\n" + "".join(self.output[-30:]))
                 await asyncio.sleep(0.2)
 
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Server(GraphQLProcess):
+    """`python -m graph.serve` on a free port, against the benchmark's database."""
+
+    def __init__(self, database: URL, workers: int, max_page_size: int) -> None:
+        environment = {
+            **os.environ,
+            "DATABASE_URL": asyncpg_dsn(database),
+            "LCT_DEBUG_SQL_COUNT": "1",
+            "LCT_DEMO": "0",
+            # the defaults refuse a 10,000-node page and the five-level traversal (each unpaged
+            # list counts as a full page in the cost estimate), so the benchmark raises both
+            "LCT_MAX_PAGE_SIZE": str(max(max_page_size, 1000)),
+            "LCT_MAX_NODES": str(10**12),
+        }
+        port = _free_port()
+        command = [sys.executable, "-m", "graph.serve", "--port", str(port)]
+        command += ["--workers", str(workers), "--no-demo", "--no-access-log"]
+        super().__init__(command, PROJECT_ROOT, environment, port)
+
     def reset_peak_rss(self) -> None:
         """Linux: writing 5 to clear_refs resets VmHWM, so each phase gets its own peak."""
         for pid in _process_tree(self.process.pid):
@@ -242,14 +251,6 @@ class Server:
         """The largest peak resident set of the server's processes since the last reset."""
         peaks = [_status_kb(pid, "VmHWM") for pid in _process_tree(self.process.pid)]
         return round(max(peaks, default=0) / 1024, 1)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 # -- load --------------------------------------------------------------------------------------
