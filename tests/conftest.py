@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,9 +208,16 @@ class GraphQLResponse:
 @pytest.fixture(scope="session")
 async def graphql(live_server: str) -> AsyncIterator[Callable[..., Awaitable[GraphQLResponse]]]:
     """POSTs a GraphQL document to the live server: `await graphql(document, id=...)`."""
+    async with graphql_client(live_server) as post:
+        yield post
+
+
+@asynccontextmanager
+async def graphql_client(base_url: str) -> AsyncIterator[Callable[..., Awaitable[GraphQLResponse]]]:
+    """A function that POSTs a GraphQL document to the server at `base_url`."""
     import httpx
 
-    async with httpx.AsyncClient(base_url=live_server, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
 
         async def post(
             document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any

@@ -13,14 +13,13 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from alembic import command
 from sqlalchemy.engine import URL
@@ -30,6 +29,7 @@ from tests.conftest import (
     LiveServer,
     alembic_config,
     asyncpg_dsn,
+    graphql_client,
     server_settings,
 )
 from tests.security.conftest import ask, secure_server, security_database, world  # noqa: F401
@@ -66,18 +66,7 @@ async def graphql(
     """POSTs a GraphQL document to a development-mode server on the corpus's database."""
     server = LiveServer(server_settings(search_database))
     await server.start()
-    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
-
-        async def post(
-            document: str, /, *, headers: Mapping[str, str] | None = None, **variables: Any
-        ) -> GraphQLResponse:
-            response = await client.post(
-                "/graphql",
-                json={"query": document, "variables": variables},
-                headers=dict(headers or {}),
-            )
-            return GraphQLResponse(response.status_code, response.json(), response.headers)
-
+    async with graphql_client(server.url) as post:
         yield post
     await server.stop()
 
