@@ -102,6 +102,14 @@ async def database_url(database_factory: DatabaseFactory) -> URL:
 
 
 @pytest.fixture(scope="session")
+async def db(database_url: URL) -> AsyncIterator[asyncpg.Connection]:
+    """One asyncpg connection to the shared test database, for fixtures that write data."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(scope="session")
 async def engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, Settings(_env_file=None))
     yield engine

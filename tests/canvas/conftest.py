@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from db.demo import generate_conversation
-from tests.conftest import LiveServer, asyncpg_dsn, server_settings
+from tests.conftest import LiveServer, server_settings
 
 with warnings.catch_warnings():  # it declares pydantic v1-style `class Config`
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -53,13 +53,6 @@ class Conversations:
     main: uuid.UUID  # 12 nodes with clusters and relationships, the viewer's
     other: uuid.UUID  # the viewer's too: its nodes are foreign to `main`
     foreign: uuid.UUID  # someone else's private one
-
-
-@pytest.fixture(scope="session")
-async def db(database_url: URL) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import URL
 
 from db.demo import generate_conversation
-from tests.conftest import asyncpg_dsn
 
 # The development-mode user the test server acts as (Settings.dev_user_id).
 VIEWER = "local-developer"
@@ -22,13 +19,6 @@ class Conversations:
     small: uuid.UUID  # 10 nodes
     large: uuid.UUID  # 1,000 nodes, 3,000 relationships
     foreign: uuid.UUID  # another user's private conversation
-
-
-@pytest.fixture(scope="session")
-async def db(database_url: URL) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture(scope="session")
