@@ -28,7 +28,7 @@ from bench.importing import document
 from db.settings import PROJECT_ROOT
 from graph import jsonbody
 from graph.heartbeat import EventLoopMonitor
-from graph.services import transfer
+from graph.services.transfer import loading
 from tests.conftest import LiveServer, asyncpg_dsn, plain_url, server_settings
 from tests.mutations import documents
 from tests.mutations.invariants import violations
@@ -292,8 +292,8 @@ def shaped(nodes: int, utterances: int) -> dict[str, Any]:
 
 def test_checking_a_document_runs_lines_in_proportion_to_its_size() -> None:
     small, large = shaped(200, 1_000), shaped(800, 4_000)
-    ratio = lines_run(lambda: transfer._prepare(large, False)) / lines_run(
-        lambda: transfer._prepare(small, False)
+    ratio = lines_run(lambda: loading.prepare(large, False)) / lines_run(
+        lambda: loading.prepare(small, False)
     )
     assert 3.5 < ratio < 4.5, ratio
 
@@ -488,7 +488,7 @@ async def test_a_list_longer_than_a_statement_can_carry_is_a_typed_error(
 
 
 def test_the_shapes_used_above_are_valid_documents() -> None:
-    transfer._prepare(copy.deepcopy(shaped(20, 40)), False)
+    loading.prepare(copy.deepcopy(shaped(20, 40)), False)
 
 
 def test_the_import_benchmark_runs_and_reports_every_figure(server_url: Any, tmp_path: Any) -> None:
