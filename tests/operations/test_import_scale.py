@@ -214,7 +214,7 @@ async def test_a_large_import_is_stored_whole_while_the_server_keeps_answering(
 async def test_an_error_deep_in_a_large_import_names_its_row_and_stores_nothing(
     client: httpx.AsyncClient, database: asyncpg.Connection
 ) -> None:
-    """PostgreSQL refuses one row of the last `COPY` statement: the error names that row's path."""
+    """PostgreSQL refuses one row deep in a section's `COPY`: the error names that row's path."""
     source = document(300, 6_000)
     source["utterances"][5_500]["sequenceNumber"] = 17  # a duplicate only the database sees
     before = await database.fetchval("SELECT count(*) FROM utterances")

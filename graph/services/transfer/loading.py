@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, any_, bindparam, exists, insert, or_, select, text
+from sqlalchemy import ARRAY, any_, bindparam, exists, insert, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,14 +35,12 @@ ID_TAKEN = (
 
 @dataclass
 class _Section:
-    """A section's rows ready for `COPY`: one group per set of columns, each row with its index in
-    the document (for error paths) and its values as a record."""
+    """A section's rows ready for one `COPY`: every row with the same columns, as a record."""
 
     name: str
     rows: list[dict[str, Any]]
-    groups: dict[tuple[str, ...], list[tuple[int, tuple[Any, ...]]]] = dataclasses.field(
-        default_factory=dict
-    )
+    columns: tuple[str, ...] = ()
+    records: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -56,18 +55,21 @@ class _Prepared:
     total_utterances: int
     total_words: int
     total_nodes: int
-    # per table, the self references set once every row exists: "id" and each column, a list
-    deferred: dict[str, dict[str, list[Any]]]
 
 
-# Self references go in after every row of their table exists; utterances.node_id is not one:
-# nodes are written first.
-DEFERRED = {
+# Nodes go first: utterances, relationships and clusters point at them. A self reference needs
+# no order: PostgreSQL checks foreign keys at the end of the statement, when every row of the
+# `COPY` exists.
+WRITE_ORDER = ("nodes", "utterances", "relationships", "clusters", "edits")
+SELF_REFERENCES = {
     "nodes": ("parent_id", "predecessor_id", "successor_id"),
     "clusters": ("parent_cluster_id",),
 }
-WRITE_ORDER = ("nodes", "utterances", "relationships", "clusters", "edits")
-COPY_ROWS = 500
+# A `COPY` encodes its records on the event loop: it gets a turn at least this often.
+SLICE_SECONDS = 0.005
+# Locating a refused row: below this many rows, one INSERT each.
+LOCATE_ROWS = 16
+RELEASE_ROWS = 500
 
 
 async def import_conversation(
@@ -76,10 +78,11 @@ async def import_conversation(
     """Creates the conversation of `document` with everything in it; returns it and the map from
     document references to stored ids.
 
-    Work is linear in the document's size. Checking and converting it is pure Python and runs in
-    a worker thread (`prepare`), so the event loop keeps serving other clients; the rows go in
-    by `COPY`, `COPY_ROWS` per statement. The document is left as it was (an operation may pass
-    the same variable to two imports)."""
+    Work is linear in the document's size. Checking the document and turning it into records is
+    pure Python and runs in worker threads (`prepare`, `_records`), so the event loop keeps
+    serving other clients; each section goes in by one `COPY`, so that the tables' statement
+    triggers (the change feed, the search vector) run once per section. The document is left
+    as it was (an operation may pass the same variable to two imports)."""
     prepared = await asyncio.to_thread(prepare, document, preserve_ids)
     try:
         return await _write(session, actor, prepared, preserve_ids), prepared.id_map
@@ -109,12 +112,11 @@ async def _write(
             raise
         raise located from error
     await lock_conversation(session, conversation.id, actor.user_id)
+    defaults = await _server_defaults(session)
+    await asyncio.to_thread(_all_records, prepared, defaults)
     driver = await _driver_connection(session)
     for name in WRITE_ORDER:
         await _copy_section(session, driver, prepared.sections[name])
-    for name, columns in prepared.deferred.items():
-        if columns["id"]:
-            await _set_references(session, name, columns)
     await session.flush()
     return conversation
 
@@ -129,78 +131,80 @@ def prepare(document: Any, preserve_ids: bool) -> _Prepared:
     rows = reader.rows(sections)
     checking.check_rows(rows)
     conversation_id = decoding.conversation_id(meta, preserve_ids)
-    deferred = {name: _deferred_columns(rows[name], columns) for name, columns in DEFERRED.items()}
     return _Prepared(
         conversation_id=conversation_id,
         conversation_values=conversation_values,
-        sections={
-            name: _records(name, section_rows, conversation_id)
-            for name, section_rows in rows.items()
-        },
+        sections={name: _Section(name, section_rows) for name, section_rows in rows.items()},
         stored_ids=[conversation_id, *reader.everything.values()],
         id_map={reference: str(value) for reference, value in reader.everything.items()},
         total_utterances=len(rows["utterances"]),
         total_words=sum(word_count(row.get("text")) for row in rows["utterances"]),
         total_nodes=len(rows["nodes"]),
-        deferred=deferred,
     )
 
 
-def _deferred_columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dict[str, list[Any]]:
-    """The rows that carry a self reference, column by column (for one `unnest` update), taken out
-    of the rows so that the `COPY` leaves them null."""
-    changes: dict[str, list[Any]] = {"id": [], **{column: [] for column in columns}}
-    for row in rows:
-        values = [row.pop(column, None) for column in columns]
-        if any(value is not None for value in values):
-            changes["id"].append(row["id"])
-            for column, value in zip(columns, values, strict=True):
-                changes[column].append(value)
-    return changes
+async def _server_defaults(session: AsyncSession) -> dict[str, dict[str, Any]]:
+    """What PostgreSQL would give each column with a server default in this transaction (`now()`
+    included), by section, in one statement: one `COPY` carries every column of every row, so a
+    row that leaves a column out gets its default from here."""
+    columns = [
+        (section, column)
+        for section, model in MODELS.items()
+        for column in model.__table__.columns
+        if column.server_default is not None and not column.primary_key
+    ]
+    values = (
+        await session.execute(
+            select(
+                *(
+                    literal_column(str(column.server_default.arg.text), type_=column.type)
+                    for _, column in columns
+                )
+            )
+        )
+    ).one()
+    defaults: dict[str, dict[str, Any]] = {section: {} for section in MODELS}
+    for (section, column), value in zip(columns, values, strict=True):
+        defaults[section][column.key] = value
+    return defaults
 
 
-def _records(section: str, rows: list[dict[str, Any]], conversation_id: uuid.UUID) -> _Section:
-    """The section's rows as `COPY` records. A column a row leaves out gets the column's default:
-    rows are grouped by the columns with a server default they carry (usually one group)."""
-    table = MODELS[section].__table__
-    defaulted = {column.key for column in table.columns if column.server_default is not None}
-    later = set(DEFERRED.get(section, ()))
-    present: set[str] = set()
+def _all_records(prepared: _Prepared, defaults: dict[str, dict[str, Any]]) -> None:
+    for name, section in prepared.sections.items():
+        _records(section, prepared.conversation_id, defaults[name])
+
+
+def _records(section: _Section, conversation_id: uuid.UUID, defaults: dict[str, Any]) -> None:
+    """The section's rows as `COPY` records, all with the same columns: those any row carries and
+    those with a server default, which a row that leaves them out (or, for `created_at`, sends
+    null) gets from `defaults`."""
+    table = MODELS[section.name].__table__
+    rows = section.rows
+    present: set[str] = set(defaults)
     for row in rows:
         row["conversation_id"] = conversation_id
         if row.get("created_at") is None:
             row.pop("created_at", None)
-        if section == "nodes":
+        if section.name == "nodes":
             row.setdefault("chunk_ids", [])
-        if section == "clusters":
+        if section.name == "clusters":
             row.setdefault("node_ids", [])
         present.update(row)
-    plain = sorted(present - defaulted - later)
-    optional = sorted(defaulted)
-    encoders = {
-        column.key: encoder
-        for column in table.columns
-        if (encoder := _json_encoder(column.type)) is not None
-    }
-    prepared = _Section(section, rows)
-    json_positions_of: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
-    for index, row in enumerate(rows):
-        columns = (*plain, *(key for key in optional if key in row))
-        json_positions = json_positions_of.get(columns)
-        if json_positions is None:
-            json_positions = json_positions_of[columns] = [
-                (position, encoders[name])
-                for position, name in enumerate(columns)
-                if name in encoders
-            ]
-        record = tuple(map(row.get, columns))
-        if json_positions:
-            values = list(record)
-            for position, encode in json_positions:
-                values[position] = encode(values[position])
-            record = tuple(values)
-        prepared.groups.setdefault(columns, []).append((index, record))
-    return prepared
+    columns = tuple(sorted(present))
+    encoders = [
+        (position, encoder)
+        for position, name in enumerate(columns)
+        if (encoder := _json_encoder(table.columns[name].type)) is not None
+    ]
+    fallback = tuple(defaults.get(name) for name in columns)
+    records = []
+    for row in rows:
+        values = [row.get(name, default) for name, default in zip(columns, fallback, strict=True)]
+        for position, encode in encoders:
+            values[position] = encode(values[position])
+        records.append(tuple(values))
+    section.columns = columns
+    section.records = records
 
 
 def _json_encoder(kind: Any) -> Callable[[Any], Any] | None:
@@ -220,36 +224,86 @@ async def _driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.exceptions.DataError)
+
+
 async def _copy_section(session: AsyncSession, driver: Any, section: _Section) -> None:
-    """Writes the section with `COPY`, `COPY_ROWS` rows per statement, each in a savepoint. When
-    PostgreSQL refuses a statement, its rows are inserted one at a time to find the one refused,
-    so that the error names its document path."""
+    """Writes the section with one `COPY` in a savepoint. When PostgreSQL refuses it, `_locate`
+    finds the row refused, so that the error names its document path."""
+    if not section.records:
+        return
+    try:
+        await _copy(session, driver, section, section.records)
+    except REFUSED:
+        await _locate(session, driver, section, _without_self_references(section))
+        raise
+
+
+async def _copy(
+    session: AsyncSession, driver: Any, section: _Section, records: list[tuple[Any, ...]]
+) -> None:
     table = MODELS[section.name].__table__.name
-    for columns, records in section.groups.items():
-        for start in range(0, len(records), COPY_ROWS):
-            chunk = records[start : start + COPY_ROWS]
+    async with session.begin_nested():
+        await session.connection()  # emits the SAVEPOINT before the driver's COPY
+        await driver.copy_records_to_table(table, records=_paced(records), columns=section.columns)
+
+
+async def _paced(records: list[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
+    """The records, with a turn for the event loop every `SLICE_SECONDS`: asyncpg encodes them on
+    the loop, and waits for nothing while PostgreSQL keeps up."""
+    since = time.perf_counter()
+    for index, record in enumerate(records):
+        yield record
+        if index % 256 == 255 and time.perf_counter() - since >= SLICE_SECONDS:
+            await asyncio.sleep(0)
+            since = time.perf_counter()
+
+
+def _without_self_references(section: _Section) -> list[tuple[int, tuple[Any, ...]]]:
+    """The records with their index, self references left null: while the refused row is looked
+    for, a row may be written before the row it points at."""
+    positions = [
+        position
+        for position, name in enumerate(section.columns)
+        if name in SELF_REFERENCES.get(section.name, ())
+    ]
+    if not positions:
+        return list(enumerate(section.records))
+    located = []
+    for index, record in enumerate(section.records):
+        values = list(record)
+        for position in positions:
+            values[position] = None
+        located.append((index, tuple(values)))
+    return located
+
+
+async def _locate(
+    session: AsyncSession,
+    driver: Any,
+    section: _Section,
+    records: list[tuple[int, tuple[Any, ...]]],
+) -> None:
+    """Raises the typed error of the first of `records` PostgreSQL refuses, given those before
+    it: halves are written by `COPY` and kept when accepted, so the search writes each row at
+    most twice over; the last few rows go in one INSERT each (a refused id stays unattributed:
+    `refuse_taken_ids`). Returns when every row is accepted."""
+    if len(records) > LOCATE_ROWS:
+        half = len(records) // 2
+        for part in (records[:half], records[half:]):
             try:
-                async with session.begin_nested():
-                    await session.connection()  # emits the SAVEPOINT before the driver's COPY
-                    await driver.copy_records_to_table(
-                        table, records=[record for _, record in chunk], columns=columns
-                    )
-            except (
-                asyncpg.exceptions.IntegrityConstraintViolationError,
-                asyncpg.exceptions.DataError,
-            ):
-                await _locate(session, section, [index for index, _ in chunk])
-                raise
-
-
-async def _locate(session: AsyncSession, section: _Section, indexes: list[int]) -> None:
-    """Inserts the rows at `indexes` one at a time, each in a savepoint, and raises the typed error
-    of the first one PostgreSQL refuses (a refused id stays unattributed: `refuse_taken_ids`)."""
+                await _copy(session, driver, section, [record for _, record in part])
+            except REFUSED:
+                await _locate(session, driver, section, part)
+                return
+        return
     model = MODELS[section.name]
-    for index in indexes:
+    references = SELF_REFERENCES.get(section.name, ())
+    for index, _record in records:
+        row = {key: value for key, value in section.rows[index].items() if key not in references}
         try:
             async with session.begin_nested():
-                await _insert(session, model, [dict(section.rows[index])])
+                await _insert(session, model, [row])
         except DBAPIError as error:
             mapped = from_database_error(error)
             if mapped is None:
@@ -262,25 +316,10 @@ async def _locate(session: AsyncSession, section: _Section, indexes: list[int]) 
             raise located from error
 
 
-async def _set_references(
-    session: AsyncSession, section: str, columns: dict[str, list[Any]]
-) -> None:
-    """One `UPDATE ... FROM unnest(...)` setting the self references of a table's new rows."""
-    table = MODELS[section].__table__.name
-    names = [name for name in columns if name != "id"]
-    uuids = ARRAY(UUID(as_uuid=True))
-    statement = text(
-        f"UPDATE {table} SET {', '.join(f'{name} = v.{name}' for name in names)} "
-        f"FROM unnest({', '.join(f':{name}' for name in columns)}) "
-        f"AS v({', '.join(columns)}) WHERE {table}.id = v.id"
-    ).bindparams(*(bindparam(name, type_=uuids) for name in columns))
-    await session.execute(statement, columns)
-
-
 def _lists_of(prepared: _Prepared) -> list[list[Any]]:
     lists: list[list[Any]] = []
     for section in prepared.sections.values():
-        lists.extend(section.groups.values())
+        lists.append(section.records)
         lists.append(section.rows)
     return lists
 
@@ -290,7 +329,7 @@ async def _release(lists: list[list[Any]]) -> None:
     for as long as it takes to free a million objects."""
     for items in lists:
         while items:
-            del items[-COPY_ROWS:]
+            del items[-RELEASE_ROWS:]
             await asyncio.sleep(0)
 
 
