@@ -132,6 +132,11 @@ class _Parser:
 _ahead: contextvars.ContextVar[tuple[bytes, Any] | None] = contextvars.ContextVar(
     "lct_body_parsed_ahead", default=None
 )
+# Where `parse_ahead` also leaves what it parsed, when the request's middleware asked for it
+# (graph.heartbeat.PauseCollection takes it apart after the response, a slice at a time).
+kept: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "lct_body_kept", default=None
+)
 
 
 async def parse_ahead(request: Any) -> None:
@@ -147,6 +152,8 @@ async def parse_ahead(request: Any) -> None:
     except JSONDecodeError as error:
         parsed = error
     _ahead.set((body, parsed))
+    if (keeping := kept.get()) is not None:
+        keeping.append(parsed)
 
 
 def decode(data: str | bytes) -> Any:

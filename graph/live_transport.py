@@ -36,6 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from db.settings import Settings, resolve_database_url
 from graph.auth import AuthenticationError, Authenticator, is_loopback_host
 from graph.http import _headers, _host_name, error_response, viewer_of
+from graph.observability import count_slow_consumer
 from graph.subscriptions import Live, Subscriber, error
 
 logger = logging.getLogger("lct.live")
@@ -142,6 +143,8 @@ class WebSocketConnection:
         if self.closed:
             return
         self.closed = True
+        if code == POLICY_VIOLATION:  # a slow consumer: the one reason to close with it
+            count_slow_consumer("websocket")
         self.stop_all()
         with contextlib.suppress(Exception):
             # A client that reads nothing never lets the close frame out: give up after a while.
@@ -513,6 +516,7 @@ class LiveEndpoints:
                 data = getter.result()
                 if data is None:
                     if connection.overflowed:
+                        count_slow_consumer("sse")
                         slow = orjson.dumps({"errors": [error("Slow consumer.", "SLOW_CONSUMER")]})
                         await send_chunk(send, b"event: next\ndata: " + slow + b"\n\n")
                     return

@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
 from prometheus_client import (
     REGISTRY,
@@ -49,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from db.settings import ConfigurationError, Settings
 
@@ -117,6 +120,44 @@ POOL_LIMIT = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Seconds; the event loop's heartbeat wakes every 15 ms, a stall over 0.1 s is felt by clients.
+STALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+EVENT_LOOP_STALL = Histogram(
+    "lct_event_loop_stall_seconds",
+    "How late the event loop's heartbeat (every 15 ms) woke: time in which nothing else ran.",
+    buckets=STALL_BUCKETS,
+)
+EVENT_LOOP_WORST_STALL = Gauge(
+    "lct_event_loop_worst_stall_seconds",
+    "The event loop's worst stall in the last minute (graph/heartbeat.py).",
+    multiprocess_mode="livemax",
+)
+GC_PAUSE = Histogram(
+    "lct_gc_pause_seconds",
+    "Garbage collections by generation, and how long each held the process.",
+    ["generation"],
+    buckets=STALL_BUCKETS,
+)
+LIVE_CONNECTIONS = Gauge(
+    "lct_live_websocket_connections",
+    "Open graphql-transport-ws connections.",
+    multiprocess_mode="livesum",
+)
+LIVE_SUBSCRIPTIONS = Gauge(
+    "lct_live_subscriptions",
+    "Active subscriptions, over WebSocket and SSE.",
+    multiprocess_mode="livesum",
+)
+LIVE_EVENTS = Counter(
+    "lct_live_events_delivered", "Subscription events handed to a subscriber's connection."
+)
+LIVE_SLOW_CONSUMERS = Counter(
+    "lct_live_slow_consumers",
+    "Subscribers cut off for not reading their events fast enough, by where it was noticed"
+    " (websocket: connection closed; sse: stream ended; catch_up: subscription ended).",
+    ["transport"],
+)
+
 # The routes the HTTP metrics name; any other path counts as "other".
 ROUTES = ("/graphql", "/health", "/ready", "/metrics")
 ASSETS_ROUTE = "/graphiql-assets"
@@ -137,6 +178,50 @@ def count_refusal(error: GraphQLError) -> None:
 def count_masked_error() -> None:
     """Called where an unexpected error is masked (graph/masking.py, graph/http.py)."""
     MASKED_ERRORS.inc()
+
+
+def count_event_delivered() -> None:
+    """Called where a subscription event goes to its subscriber (graph/subscriptions.py)."""
+    LIVE_EVENTS.inc()
+
+
+def count_slow_consumer(transport: str) -> None:
+    """Called where a subscriber is cut off for falling behind (graph/live_transport.py,
+    graph/subscriptions.py)."""
+    LIVE_SLOW_CONSUMERS.labels(transport).inc()
+
+
+# The processes' subscription hubs (graph/subscriptions.py `Live`), sampled into the gauges.
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
+SAMPLE_SECONDS = 1.0
+
+
+def watch_live(live: Any) -> None:
+    """Called by `graph.subscriptions.Live` when it opens: its connections and subscriptions
+    are sampled into the gauges every `SAMPLE_SECONDS` and at every scrape."""
+    _live.add(live)
+
+
+def sample_live() -> None:
+    connections = subscriptions = 0
+    for live in list(_live):
+        hub = getattr(live, "hub", None)
+        if hub is None:
+            continue
+        connections += hub.connections
+        subscriptions += sum(
+            len(members)
+            for channel in list(hub.channels.values())
+            for members in channel.members.values()
+        )
+    LIVE_CONNECTIONS.set(connections)
+    LIVE_SUBSCRIPTIONS.set(subscriptions)
+
+
+async def _sample_every_second() -> None:
+    while True:
+        sample_live()
+        await asyncio.sleep(SAMPLE_SECONDS)
 
 
 def metrics_registry() -> CollectorRegistry:
@@ -217,6 +302,38 @@ def outcome_of(result: Any) -> str:
     if getattr(result, "data", None) is None and all(error.path is None for error in errors):
         return "refused"
     return "error"
+
+
+# -- GraphQL errors in the log ------------------------------------------------------------------
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """How the schema logs an operation's errors (`LoggingSchema.process_errors`).
+
+    Strawberry logs every error at ERROR with a traceback, the expected ones included: a value
+    refused as `BAD_USER_INPUT`, a document refused by a limit or by validation. Those are the
+    client's to fix and are answered to it: here they are one DEBUG line each. An unexpected
+    error is logged once, by graph/masking.py, which masks it: at ERROR, with the error id the
+    client sees, the request id and the traceback."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    for error in errors:
+        if error.original_error is None or isinstance(error.original_error, GraphQLError):
+            logger.debug(
+                "GraphQL error at %s: %s (%s)",
+                ".".join(map(str, error.path or ())) or "-",
+                error.message,
+                (error.extensions or {}).get("code", "-"),
+            )
+
+
+class LoggingSchema(strawberry.Schema):
+    """`strawberry.Schema` with this server's error log (`log_errors`)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors)
 
 
 # -- SQL statements per operation --------------------------------------------------------------
@@ -610,10 +727,12 @@ class Observability:
     engine: AsyncEngine | None = None
     heads: frozenset[str] = frozenset()
     tracing: Tracing | None = None
+    sampler: asyncio.Task[None] | None = None
 
     def start(self, engine: AsyncEngine) -> None:
         setup_logging(self.settings)
         self.engine = engine
+        self.sampler = asyncio.get_running_loop().create_task(_sample_every_second())
         self.heads = expected_heads()
         count_statements(engine)
         instrument_pool(engine)
@@ -624,6 +743,9 @@ class Observability:
 
     def stop(self) -> None:
         self.engine = None
+        if self.sampler is not None:
+            self.sampler.cancel()
+            self.sampler = None
         if self.tracing is not None:
             self.tracing.shutdown()
             self.tracing = None
@@ -642,6 +764,7 @@ class Observability:
         return JSONResponse({"ready": True, "migration": ", ".join(sorted(self.heads))})
 
     async def metrics(self, request: Request) -> Response:
+        sample_live()
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(metrics_registry()), headers={"Content-Type": content_type})
 

@@ -29,6 +29,7 @@ from graph.edits import Edit
 from graph.mutations.schema import Mutation as WriteMutation
 from graph.mutations.schema import MutationSideQuery
 from graph.nodes import ThreadNode
+from graph.observability import LoggingSchema
 from graph.queries import Query as ReadQuery
 from graph.relationships import Relationship
 from graph.rendering import RenderingExecutionContext, register
@@ -52,7 +53,7 @@ Mutation = merge_types("Mutation", (WriteMutation, CanvasMutations))
 def create_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
-    schema = strawberry.Schema(
+    schema = LoggingSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -61,6 +61,7 @@ from graph.live import (
 )
 from graph.masking import SERVICE_UNAVAILABLE, new_error_id
 from graph.nodes import ThreadNode
+from graph.observability import count_event_delivered, count_slow_consumer, watch_live
 from graph.permissions import visible_to
 from graph.relationships import Relationship
 from graph.relay import parse_uuid
@@ -366,6 +367,7 @@ class Subscriber:
         if self.catching_up:
             self.pending.append((change, payload))
             if len(self.pending) > self.live.settings.live_queue_size:
+                count_slow_consumer("catch_up")
                 self.end([error("The subscriber fell behind.", "SLOW_CONSUMER")])
             return
         self.emit(change, payload)
@@ -386,6 +388,7 @@ class Subscriber:
             )
             return
         if payload is not None:
+            count_event_delivered()
             self.sink.next(self.operation_id, payload)
 
     def unavailable(self, change: Change) -> bool:
@@ -658,6 +661,7 @@ class Live:
         return found is not None
 
     async def open(self) -> None:
+        watch_live(self)  # its connections and subscriptions, in /metrics
         await self.hub.start()
 
     async def close(self) -> None:

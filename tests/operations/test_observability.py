@@ -327,6 +327,10 @@ async def test_json_logs_carry_the_request_id(session: Session) -> None:
     assert error_id in masked[0]["message"]
     assert masked[0]["request_id"] == session.boom_request_id
     assert "Traceback" in masked[0]["exception"]
+    # the one traceback in the log: strawberry's own error log (every error at ERROR, with a
+    # traceback) is replaced; the refused Deep query is the client's error, not the server's
+    assert [line["logger"] for line in lines if "exception" in line] == ["lct.errors"]
+    assert [line for line in lines if line["logger"].startswith("strawberry")] == []
 
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     boom_access = [line for line in access if line.get("request_id") == session.boom_request_id]
