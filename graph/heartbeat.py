@@ -93,6 +93,7 @@ class EventLoopMonitor:
             now = loop.time()
             late = now - expected
             EVENT_LOOP_STALL.observe(late)
+            _report_collections()
             for window in self._windows:
                 if late > window.worst:
                     window.worst = late
@@ -103,16 +104,25 @@ class EventLoopMonitor:
 
 
 _collection_started = 0.0
+# (generation, seconds) of collections not yet in the histogram
+_collections: deque[tuple[int, float]] = deque(maxlen=10_000)
 
 
 def _record_collection(phase: str, info: dict[str, Any]) -> None:
-    """A `gc.callbacks` entry: each collection's pause into `lct_gc_pause_seconds` (collections
-    never overlap: the collector runs under the GIL and refuses to re-enter)."""
+    """A `gc.callbacks` entry: notes each collection's pause (collections never overlap: the
+    collector runs under the GIL and refuses to re-enter). The heartbeat moves them into
+    `lct_gc_pause_seconds`: a metric takes a lock the collection may have interrupted."""
     global _collection_started
     if phase == "start":
         _collection_started = time.perf_counter()
     else:
-        GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - _collection_started)
+        _collections.append((info["generation"], time.perf_counter() - _collection_started))
+
+
+def _report_collections() -> None:
+    while _collections:
+        generation, seconds = _collections.popleft()
+        GC_PAUSE.labels(str(generation)).observe(seconds)
 
 
 # Requests with a body at least this large run with automatic garbage collection off.
