@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, DateTime, FromClause, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from strawberry.dataloader import DataLoader
 
-from graph.pagination import Ordering, Page, PageRequest, fetch_counts, fetch_pages
+from graph.pagination import ListArgs, Page, fetch_counts, fetch_pages
 from graph.permissions import visible_conversation_ids, visible_to
 from graph.registry import KINDS, UNREAD_COLUMNS, columns
 from graph.relations import UUIDS, Paged, Relation
 from graph.relay import from_row
-from graph.rendering import Plan, Rendered, render
+from graph.rendering import Rendered, render
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -67,16 +66,6 @@ def from_json(kind: str, data: dict[str, Any]) -> Any:
     for name, convert in CONVERTERS[kind]:
         data[name] = convert(data.get(name))
     return from_row(KINDS[kind].graphql_type, data)
-
-
-@dataclass(frozen=True)
-class ListArgs(Generic[A]):
-    """A connection's arguments: filter, order and page, one batch per distinct value."""
-
-    filter: A
-    order: Ordering
-    page: PageRequest
-    render: Plan | None = None
 
 
 def any_key(column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:
@@ -264,7 +253,7 @@ class Loaders:
         make = relation.kind.graphql_type
 
         async def load(arguments: ListArgs[Any], keys: list[Any]) -> list[Page]:
-            plan = arguments.render
+            plan: Any = arguments.render
             pages = await fetch_pages(
                 self.fetch,
                 table,

@@ -97,6 +97,17 @@ class Connection(Generic[T]):
 
 
 @dataclass(frozen=True)
+class ListArgs(Generic[K]):
+    """A connection's arguments: filter, order, page and the items' rendering plan (or None),
+    one batch per distinct value."""
+
+    filter: K
+    order: Ordering
+    page: PageRequest
+    render: Hashable | None = None
+
+
+@dataclass(frozen=True)
 class PageRequest:
     """Validated `first` / `after`: the page size and the decoded cursor."""
 

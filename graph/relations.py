@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from sqlalchemy import (
     ColumnElement,
     FromClause,
@@ -44,13 +45,20 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.sql.util import ClauseAdapter
 
 from graph.limits import ESTIMATED_SIZE
-from graph.registry import KINDS, Kind, columns, kind_of
+from graph.pagination import Direction, ListArgs, Ordering, connection, page_request
+from graph.registry import KINDS, RELATION, Kind, columns, kind_of
+from graph.relay import from_row
+from graph.rendering.compiler import render, render_object
+from graph.rendering.planner import (
+    Plan,
+    Selected,
+    Unsupported,
+    connection_items_plan,
+    list_items_plan,
+)
 from graph.sql_json import EMPTY_LIST, build_object
+from graph.strawberry_adapter import Rendered
 
-if TYPE_CHECKING:
-    from graph.rendering import Plan, Selected
-
-RELATION = "lct_relation"
 UUIDS = ARRAY(PG_UUID(as_uuid=True))
 MAX_ANCESTORS = 1000
 
@@ -141,8 +149,6 @@ class Relation:
     # -- the Python path --------------------------------------------------------------------
 
     async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
-        from graph.rendering import list_items_plan
-
         key = self.filter_of(arguments)
         plan = list_items_plan(info)
         if plan is not None:
@@ -154,8 +160,6 @@ class Relation:
         self, scope: Any, arguments: tuple[Hashable, Plan | None], parent_ids: list[Any]
     ) -> list[list[Any]]:
         """Every parent's rows in one statement, as objects or rendered (with a plan)."""
-        from graph.relay import from_row
-        from graph.rendering import Rendered, render
 
         key, plan = arguments
         parents = (
@@ -189,8 +193,6 @@ class Relation:
     # -- the SQL path -----------------------------------------------------------------------
 
     def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
-        from graph.rendering import render_object
-
         assert selected.plan is not None
         rows = self.rows(parent, scope, self.filter_of(selected.python_arguments))
         document = render_object(selected.plan, rows.alias, scope)
@@ -216,8 +218,6 @@ class ToOne(Relation):
         return await info.context.loaders.at(info).by_id(self.target).load(reference)
 
     def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
-        from graph.rendering import render_object
-
         assert selected.plan is not None
         rows = self.rows(parent, scope, None)
         return rows.select(render_object(selected.plan, rows.alias, scope)).scalar_subquery()
@@ -348,8 +348,6 @@ class OneOf(Relation):
         return found if found is not None and kind_of(found).name == kind else None
 
     def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
-        from graph.rendering import render_object
-
         assert selected.variants is not None
         plans = {plan.type_name: plan for plan in selected.variants}
         branches = []
@@ -383,8 +381,6 @@ class Paged(ToMany):
     many: bool = False
 
     def split(self, arguments: dict[str, Any]) -> tuple[Hashable, int | None, str | None, Any]:
-        from graph.pagination import Direction, Ordering
-
         plain_arguments = {name: plain(value) for name, value in arguments.items()}
         filter_arguments = {
             name: value for name, value in plain_arguments.items() if name not in PAGE_ARGUMENTS
@@ -398,10 +394,6 @@ class Paged(ToMany):
         return key, plain_arguments.get("first"), plain_arguments.get("after"), order
 
     def check(self, selected: Selected, settings: Any) -> None:
-        from graphql import GraphQLError
-
-        from graph.pagination import page_request
-        from graph.rendering import Unsupported
 
         _, first, after, order = self.split(selected.python_arguments)
         try:
@@ -417,10 +409,6 @@ class Paged(ToMany):
         return Rows(alias, where, [])
 
     async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
-        from graph.loaders import ListArgs
-        from graph.pagination import connection, page_request
-        from graph.rendering import connection_items_plan
-
         key, first, after, order = self.split(arguments)
         page = page_request(info.context.settings, first, after, order)
         plan = connection_items_plan(info)
@@ -436,9 +424,6 @@ class Paged(ToMany):
         return connection(result, after is not None, count)
 
     def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
-        from graph.pagination import page_request
-        from graph.rendering import render_object
-
         assert selected.plan is not None
         key, first, after, order = self.split(selected.python_arguments)
         page = page_request(scope.context.settings, first, after, order)

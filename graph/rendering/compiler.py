@@ -21,10 +21,10 @@ from graphql import (
 from sqlalchemy import ColumnElement, FromClause, Text, case, cast, func, literal
 
 from graph import shapes
+from graph.pagination import Connection, Edge, PageInfo
 from graph.permissions import OWNER_ONLY, owner_only_sql
-from graph.registry import BY_TYPE_NAME
-from graph.relations import RELATION
-from graph.rendering.planner import Plan, Selected
+from graph.registry import BY_TYPE_NAME, RELATION
+from graph.rendering.planner import RENDERERS, Plan, Selected
 from graph.sql_json import build_object, iso_datetime
 from graph.strawberry_adapter import graphql_schema, strawberry_field
 
@@ -128,9 +128,6 @@ def _serialised(column: Any, graphql_type: Any) -> Any:
     return column
 
 
-RENDERERS: dict[str, Renderer | Structure] = {}
-
-
 def render_object(plan: Plan, source: FromClause, scope: Any) -> ColumnElement[Any]:
     """The JSON object of one row of `source`, as `plan` selects it."""
     renderer = RENDERERS[plan.type_name]
@@ -147,8 +144,6 @@ def register(strawberry_schema: Any) -> None:
     """Binds the renderers to the executable schema (once, when the schema is built): one per
     object type of the registry, and a `Structure` for connections, edges, `PageInfo` and the
     shapes of JSONB columns."""
-    from graph.pagination import Connection, Edge, PageInfo
-
     schema: GraphQLSchema = graphql_schema(strawberry_schema)
     for name, graphql_type in schema.type_map.items():
         if not isinstance(graphql_type, GraphQLObjectType) or name.startswith("__"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     FieldNode,
@@ -33,6 +33,19 @@ from graph.strawberry_adapter import raw_info, strawberry_field
 
 # json_build_object takes at most 100 arguments: 50 keys.
 MAX_KEYS = 50
+
+
+class Renderable(Protocol):
+    """What the planner asks of a type's renderer (graph/rendering/compiler.py)."""
+
+    def renders(self, name: str) -> bool: ...
+
+    def check(self, selected: Selected, settings: Any) -> None: ...
+
+
+# The object types that can be planned, by GraphQL name; filled when the schema is built
+# (`graph.rendering.compiler.register`).
+RENDERERS: dict[str, Renderable] = {}
 
 
 @dataclass(frozen=True)
@@ -75,9 +88,6 @@ class Planner:
     """Turns the field nodes of one operation into plans, against the executable schema."""
 
     def __init__(self, info: GraphQLResolveInfo, settings: Any) -> None:
-        from graph.rendering.compiler import RENDERERS
-
-        self.renderers = RENDERERS
         self.settings = settings
         self.schema: GraphQLSchema = info.schema
         self.fragments = info.fragments
@@ -116,7 +126,7 @@ class Planner:
         return grouped
 
     def plan(self, object_type: GraphQLObjectType, field_nodes: list[FieldNode]) -> Plan:
-        renderer = self.renderers.get(object_type.name)
+        renderer = RENDERERS.get(object_type.name)
         if renderer is None:
             raise Unsupported(object_type.name)
         grouped = self.collect(object_type, field_nodes)
