@@ -19,6 +19,7 @@ from graph.relations import (
     Members,
     ToMany,
     ToOne,
+    edits_of,
 )
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.scalars import JSON
@@ -110,12 +111,7 @@ RELATIONSHIPS = EitherEnd(
 )
 CLUSTERS = Containing("cluster", column="node_ids", estimated_size=5)
 UTTERANCES = ToMany("utterance", column="node_id", estimated_size=10)
-EDITS = ToMany(
-    "edit",
-    column="target_id",
-    conditions=lambda edit: [edit.c.target_type == "node"],
-    estimated_size=10,
-)
+EDITS = edits_of("node")
 
 
 @strawberry.type(

@@ -366,6 +366,17 @@ class OneOf(Relation):
 # Every object's `conversation`.
 OF_CONVERSATION = ToOne("conversation", reference="conversation_id")
 
+
+def edits_of(target_type: str) -> ToMany:
+    """The edits log's rows about the parent (a `target_type` of the log), newest first."""
+    return ToMany(
+        "edit",
+        column="target_id",
+        conditions=lambda edit: [edit.c.target_type == target_type],
+        estimated_size=10,
+    )
+
+
 PAGE_ARGUMENTS = ("first", "after", "order_by", "direction")
 
 
@@ -524,4 +535,5 @@ __all__ = [
     "Scope",
     "ToMany",
     "ToOne",
+    "edits_of",
 ]
