@@ -8,22 +8,25 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
-from graph.relations import OF_CONVERSATION, Members, ToOne
+from graph.relations import OF_CONVERSATION, Members, ToOne, edits_of
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 
 if TYPE_CHECKING:
     from graph.conversations import Conversation
+    from graph.edits import Edit
     from graph.nodes import ThreadNode
 
 Info = strawberry.Info[Context, None]
 
 LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
 
 
 PARENT = ToOne("cluster", reference="parent_cluster_id")
 CHILDREN = Members("cluster", column="child_cluster_ids", estimated_size=10)
 NODES = Members("node", column="node_ids", estimated_size=50)
+EDITS = edits_of("cluster")
 
 
 @strawberry.type(description="A named group of a conversation's nodes; clusters nest.")
@@ -75,3 +78,7 @@ class Cluster(Node):
     @NODES.field(description="The member nodes, in `nodeIds` order.")
     async def nodes(self, info: Info) -> list[LazyNode]:
         return await NODES.resolve(self, info)
+
+    @EDITS.field(description="The edits made to this cluster, newest first.")
+    async def edits(self, info: Info) -> list[LazyEdit]:
+        return await EDITS.resolve(self, info)

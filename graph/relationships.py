@@ -8,17 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
-from graph.relations import OF_CONVERSATION, Members, ToOne
+from graph.relations import OF_CONVERSATION, Members, ToOne, edits_of
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 
 if TYPE_CHECKING:
     from graph.conversations import Conversation
+    from graph.edits import Edit
     from graph.nodes import ThreadNode
     from graph.utterances import Utterance
 
 Info = strawberry.Info[Context, None]
 
 LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
 LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
 
@@ -26,6 +28,7 @@ LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
 FROM_NODE = ToOne("node", reference="from_node_id")
 TO_NODE = ToOne("node", reference="to_node_id")
 SUPPORTING_UTTERANCES = Members("utterance", column="supporting_utterance_ids", estimated_size=5)
+EDITS = edits_of("relationship")
 
 
 @strawberry.type(description="A typed, directed edge from one node to another.")
@@ -70,3 +73,7 @@ class Relationship(Node):
     )
     async def supporting_utterances(self, info: Info) -> list[LazyUtterance]:
         return await SUPPORTING_UTTERANCES.resolve(self, info)
+
+    @EDITS.field(description="The edits made to this relationship, newest first.")
+    async def edits(self, info: Info) -> list[LazyEdit]:
+        return await EDITS.resolve(self, info)
