@@ -10,10 +10,19 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLArgument, GraphQLField, GraphQLResolveInfo, GraphQLSchema
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 Rendered = orjson.Fragment
+
+__all__ = [
+    "Rendered",
+    "RenderingExecutionContext",
+    "graphql_schema",
+    "raw_info",
+    "strawberry_field",
+    "validate_document",
+]
 
 
 class RenderingExecutionContext(StrawberryGraphQLCoreExecutionContext):
