@@ -236,29 +236,38 @@ async def fetch_pages(
 ) -> list[Page]:
     """Each parent's page in one statement; `parent=None` pages the whole table as one list.
 
-    With `document`, the statement selects only the keys and each row's rendered JSON
-    (`graph.rendering`, the row's last column), computed for the rows of the page alone.
+    Each parent's rows are a `LATERAL` subquery with its own `ORDER BY ... LIMIT`, so an index on
+    (parent, sort key) reads a page and stops, whatever the statistics say. With `document`, the
+    statement selects only the keys and each row's rendered JSON (`graph.rendering`, the row's
+    last column), computed for the rows of the page alone.
     """
     where = list(conditions)
-    if parent is not None:
-        where.append(parent == func.any(literal(list(parents), _array_of(parent))))
     if page.after is not None:
         where.append(order.after(table, page.after))
-    position = func.row_number().over(
-        partition_by=[parent] if parent is not None else None, order_by=order.order_by(table)
-    )
-    inner = select(table, position.label("_position")).where(and_(true(), *where)).subquery()
-    # the parent, the sort key and the id first, read by position; then the row or its document
-    keys = [
-        (inner.c[parent.key] if parent is not None else literal(None)).label("_parent"),
-        order.cursor_sql(inner).label("_cursor"),
-    ]
+    ordering = order.order_by(table)
+    position = func.row_number().over(order_by=ordering).label("_position")
+    ranked = select(table, position).where(and_(true(), *where)).order_by(*ordering)
+    ranked = ranked.limit(page.first + 1)
+    inner: FromClause
+    if parent is None:
+        inner = ranked.subquery()
+        source: FromClause = inner
+        parent_key: Any = literal(None)
+        sequence = [inner.c._position]
+    else:
+        parent_ids = (
+            func.unnest(literal(list(parents), _array_of(parent)))
+            .table_valued("id", with_ordinality="ordinal")
+            .render_derived(name="parent")
+        )
+        inner = ranked.where(parent == parent_ids.c.id).lateral()
+        source = parent_ids.join(inner, true())
+        parent_key = parent_ids.c.id
+        sequence = [parent_ids.c.ordinal, inner.c._position]
+    # the parent and the cursor first, read by position; then the row or its document
+    keys = [parent_key.label("_parent"), order.cursor_sql(inner).label("_cursor")]
     rest: list[Any] = [inner] if document is None else [document(inner).label("_document")]
-    statement = (
-        select(*keys, *rest)
-        .where(inner.c._position <= page.first + 1)
-        .order_by(*([inner.c[parent.key]] if parent is not None else []), inner.c._position)
-    )
+    statement = select(*keys, *rest).select_from(source).order_by(*sequence)
     grouped: dict[Any, list[Any]] = {key: [] for key in parents}
     single = parents[0] if parent is None else None
     for row in await fetch(statement):

@@ -173,7 +173,7 @@ class Relation:
             reached = rows.select(*columns(rows.alias), position)
         else:
             reached = rows.select(render(plan, rows.alias, scope).label("_document"), position)
-        lateral = reached.lateral("reached")
+        lateral = reached.lateral()
         statement = (
             select(parents.c.id.label("_parent"), lateral)
             .select_from(parents.join(lateral, true()))
@@ -310,14 +310,14 @@ class Ancestors(Relation):
 
     def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
         table = self.kind.table
-        step = table.alias("step")
+        step = table.alias()
         start = (
             select(step.c[self.reference].label("ancestor_id"), literal(1, Integer).label("depth"))
             .where(step.c.id == parent.c.id, step.c[self.reference].is_not(None))
             .correlate(parent)
-            .cte("walk", recursive=True, nesting=True)
+            .cte(recursive=True, nesting=True)
         )
-        above = table.alias("above")
+        above = table.alias()
         walk = start.union_all(
             select(above.c[self.reference], start.c.depth + 1)
             .select_from(above.join(start, above.c.id == start.c.ancestor_id))
@@ -466,7 +466,7 @@ class Paged(ToMany):
             .order_by(*ordering)
             .limit(page.first + 1)
             .correlate(parent)
-            .lateral("page")
+            .lateral()
         )
         position = inner.c._position
         shown = position <= page.first
