@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiCall
-from graph.errors import ErrorCode, InvalidInput
 from graph.services.common import Actor, check_text, lock_conversation
+from graph.services.errors import ErrorCode, InvalidInput
 
 
 async def record_api_call(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> ApiCall:

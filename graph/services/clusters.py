@@ -10,7 +10,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Cluster, Conversation
-from graph.errors import ErrorCode, InvalidInput
 from graph.services import edits, hierarchy
 from graph.services.common import (
     Actor,
@@ -22,6 +21,7 @@ from graph.services.common import (
     lock_rows,
     snapshot,
 )
+from graph.services.errors import ErrorCode, InvalidInput
 from graph.services.hierarchy import NO_SYNC
 from graph.services.nodes import lock_nodes
 

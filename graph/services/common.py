@@ -12,8 +12,8 @@ from sqlalchemy import ColumnElement, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation
-from graph.errors import ErrorCode, Forbidden, InvalidInput, NotFound, StaleVersion
 from graph.permissions import visible_conversation_ids, visible_to, writable_by
+from graph.services.errors import ErrorCode, Forbidden, InvalidInput, NotFound, StaleVersion
 from graph.services.hierarchy import among
 
 MAX_TEXT = 100_000
@@ -47,7 +47,7 @@ def jsonable(value: Any) -> Any:
 
 def snapshot(row: Any, exclude: tuple[str, ...] = ("tsv_search",)) -> dict[str, Any]:
     """Every column of an ORM row as JSON-ready values, keyed by camelCase GraphQL names."""
-    from graph.errors import camel
+    from graph.services.errors import camel
 
     mapper = inspect(row).mapper
     return {

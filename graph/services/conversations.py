@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CONVERSATION_TYPES, VISIBILITIES, Conversation, Utterance
-from graph.errors import ErrorCode, InvalidInput
 from graph.services import edits
 from graph.services.common import (
     Actor,
@@ -25,6 +24,7 @@ from graph.services.common import (
     lock_rows,
     word_count,
 )
+from graph.services.errors import ErrorCode, InvalidInput
 
 MAX_BATCH = 5_000
 INSERT_ROWS = 1_000
@@ -77,7 +77,7 @@ def _check_conversation(values: dict[str, Any]) -> None:
 
 @functools.cache  # column names only: a bounded set
 def _field(name: str) -> str:
-    from graph.errors import camel
+    from graph.services.errors import camel
 
     return camel(name)
 

@@ -19,7 +19,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import DIALOGUE_TYPES, Cluster, Conversation, Node, Relationship, Utterance
-from graph.errors import ErrorCode, InvalidInput, NotFound
 from graph.services import edits, hierarchy
 from graph.services.common import (
     Actor,
@@ -32,6 +31,7 @@ from graph.services.common import (
     lock_rows,
     snapshot,
 )
+from graph.services.errors import ErrorCode, InvalidInput, NotFound
 from graph.services.hierarchy import NO_SYNC
 
 NODE_FIELDS = (
@@ -69,7 +69,7 @@ FLUSH_ROWS = 500
 
 @functools.cache  # column names only: a bounded set
 def _camel(name: str) -> str:
-    from graph.errors import camel
+    from graph.services.errors import camel
 
     return camel(name)
 
