@@ -24,7 +24,7 @@ from graph.mutations.common import (
 )
 from graph.nodes import SecondarySpeaker, SpeakerInfo, SpeakerTransition
 from graph.scalars import UUID
-from graph.services import nodes
+from graph.services import merge_split, nodes
 
 
 @strawberry.input(description="Another speaker's share of a node.")
@@ -326,7 +326,7 @@ class NodeMutations:
             for key in ("node_name", "summary"):
                 if key in values and values[key] is None:
                     values.pop(key)
-            node = await nodes.merge_nodes(
+            node = await merge_split.merge_nodes(
                 session,
                 actor,
                 parse_id(input.kept_node_id, "keptNodeId"),
@@ -358,7 +358,7 @@ class NodeMutations:
                 )
                 if value is not None and value is not strawberry.UNSET
             }
-            original, created = await nodes.split_node(
+            original, created = await merge_split.split_node(
                 session,
                 actor,
                 parse_id(input.id, "id"),

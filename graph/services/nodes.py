@@ -1,4 +1,4 @@
-"""Nodes: create, update, delete, move and resize, merge and split.
+"""Nodes: create, update, delete, move and resize; merge and split are in `merge_split`.
 
 Consistency kept here (PostgreSQL cannot check uuid[] members):
 - `parent_id` and the parent's `children_ids` always agree, and the hierarchy has no cycle;
@@ -33,6 +33,8 @@ from graph.services.common import (
 )
 from graph.services.errors import ErrorCode, InvalidInput, NotFound
 from graph.services.hierarchy import NO_SYNC
+from graph.services.node_tree import hang_under, lift_children, reparent
+from graph.services.timeline import link_after, unlink
 
 NODE_FIELDS = (
     "node_name",
@@ -149,7 +151,7 @@ async def check_utterances(
             raise NotFound("No such utterance in this conversation.", field=f"{field}[{index}]")
 
 
-async def _claim_utterances(
+async def claim_utterances(
     session: AsyncSession,
     actor: Actor,
     conversation_id: uuid.UUID,
@@ -205,42 +207,6 @@ async def _claim_utterances(
     )
 
 
-async def _link_after(
-    session: AsyncSession, node: Node, predecessor: Node | None, successor_id: uuid.UUID | None
-) -> None:
-    """Puts `node` into the chain between `predecessor` and `successor_id`."""
-    if predecessor is not None:
-        await session.execute(
-            update(Node).where(Node.id == predecessor.id).values(successor_id=node.id),
-            execution_options=NO_SYNC,
-        )
-    if successor_id is not None:
-        await session.execute(
-            update(Node).where(Node.id == successor_id).values(predecessor_id=node.id),
-            execution_options=NO_SYNC,
-        )
-
-
-async def _unlink(session: AsyncSession, node: Node) -> None:
-    """Takes `node` out of the chain, joining its predecessor to its successor."""
-    await session.execute(
-        update(Node)
-        .where(Node.successor_id == node.id, Node.id != node.id)
-        .values(successor_id=node.successor_id if node.successor_id != node.id else None),
-        execution_options=NO_SYNC,
-    )
-    await session.execute(
-        update(Node)
-        .where(Node.predecessor_id == node.id, Node.id != node.id)
-        .values(predecessor_id=node.predecessor_id if node.predecessor_id != node.id else None),
-        execution_options=NO_SYNC,
-    )
-    await session.execute(
-        update(Node).where(Node.id == node.id).values(predecessor_id=None, successor_id=None),
-        execution_options=NO_SYNC,
-    )
-
-
 async def reload(session: AsyncSession, node_id: uuid.UUID) -> Node:
     return (
         await session.execute(
@@ -249,7 +215,7 @@ async def reload(session: AsyncSession, node_id: uuid.UUID) -> Node:
     ).scalar_one()
 
 
-async def _count_nodes(session: AsyncSession, conversation: Conversation) -> None:
+async def count_nodes(session: AsyncSession, conversation: Conversation) -> None:
     conversation.total_nodes = (
         await session.scalar(
             select(func.count()).select_from(Node).where(Node.conversation_id == conversation.id)
@@ -312,10 +278,9 @@ async def create_node(
     )
     session.add(node)
     await session.flush()
-    if parent_id is not None:
-        await hierarchy.attach(session, Node, "children_ids", parent_id, [node.id])
-    await _link_after(session, node, predecessor, successor_id)
-    await _claim_utterances(
+    await hang_under(session, parent_id, [node.id])
+    await link_after(session, node, predecessor, successor_id)
+    await claim_utterances(
         session, actor, conversation.id, node.id, [], values.get("utterance_ids") or []
     )
     conversation.total_nodes = (conversation.total_nodes or 0) + 1
@@ -353,16 +318,12 @@ async def update_node(
     if change_parent and parent_id != node.parent_id:
         if parent_id is not None:
             await lock_nodes(session, conversation, [parent_id], "parentId")
-            await hierarchy.refuse_cycle(session, Node, "parent_id", node.id, parent_id, "parentId")
         changes["parent_id"] = (node.parent_id, parent_id)
-        await hierarchy.detach(session, Node, "children_ids", node.id)
-        if parent_id is not None:
-            await hierarchy.attach(session, Node, "children_ids", parent_id, [node.id])
-        node.parent_id = parent_id
+        await reparent(session, node, parent_id)
     if "utterance_ids" in values:
         new_utterances = values["utterance_ids"] or []
         await check_utterances(session, conversation.id, new_utterances, "utteranceIds")
-        await _claim_utterances(
+        await claim_utterances(
             session, actor, conversation.id, node.id, node.utterance_ids or [], new_utterances
         )
     for key, value in values.items():
@@ -400,29 +361,12 @@ def _log_canvas(
     )
 
 
-async def _remove_node(
+async def remove_node(
     session: AsyncSession, actor: Actor, conversation: Conversation, node: Node, edit_type: str
 ) -> None:
     """Deletes `node` and every reference to it; children move up to its parent."""
-    children = list(
-        (
-            await session.execute(
-                select(Node.id).where(Node.parent_id == node.id).order_by(Node.created_at)
-            )
-        ).scalars()
-    )
-    ordered = hierarchy.in_listed_order(node.children_ids, children)
-    if ordered:
-        await session.execute(
-            update(Node).where(hierarchy.among(Node.id, ordered)).values(parent_id=node.parent_id),
-            execution_options=NO_SYNC,
-        )
-    if node.parent_id is not None:
-        await hierarchy.attach(
-            session, Node, "children_ids", node.parent_id, ordered, replacing=node.id
-        )
-    await hierarchy.detach(session, Node, "children_ids", node.id)
-    await _unlink(session, node)
+    await lift_children(session, node)
+    await unlink(session, node)
     await session.execute(
         update(Cluster)
         .where(hierarchy.has_member(Cluster.node_ids, node.id))
@@ -464,7 +408,7 @@ async def _remove_node(
     )
     await session.execute(delete(Node).where(Node.id == node.id), execution_options=NO_SYNC)
     session.expunge(node)
-    await _count_nodes(session, conversation)
+    await count_nodes(session, conversation)
 
 
 async def delete_node(session: AsyncSession, actor: Actor, node_id: uuid.UUID) -> uuid.UUID:
@@ -480,7 +424,7 @@ async def delete_node(session: AsyncSession, actor: Actor, node_id: uuid.UUID) -
         new=None,
         edit_type="deletion",
     )
-    await _remove_node(session, actor, conversation, node, "deletion")
+    await remove_node(session, actor, conversation, node, "deletion")
     await session.flush()
     return node_id
 
@@ -534,312 +478,3 @@ async def move_nodes(
     ).scalars()
     by_id = {node.id: node for node in rows}
     return [by_id[node_id] for node_id in ids]
-
-
-def _union(*lists: list[Any] | None) -> list[Any]:
-    """The items of every list, each once, in order of first appearance."""
-    return list(dict.fromkeys(item for items in lists for item in items or []))
-
-
-def split_list(items: list[Any], chosen: set[Any]) -> tuple[list[Any], list[Any]]:
-    """`items` not in `chosen`, and those in it, each in the order of `items`."""
-    kept = [item for item in items if item not in chosen]
-    return kept, [item for item in items if item in chosen]
-
-
-def _require_version(overwrites: dict[str, Any], expected_updated_at: datetime | None) -> None:
-    """A merge or split that overwrites the name or summary a client read must say which version
-    it read, as `updateNode` does; otherwise a concurrent rename would be lost without a trace."""
-    if overwrites and expected_updated_at is None:
-        raise InvalidInput(
-            "expectedUpdatedAt is required to change the node's name or summary.",
-            field="expectedUpdatedAt",
-            code=ErrorCode.REQUIRED,
-        )
-
-
-async def merge_nodes(
-    session: AsyncSession,
-    actor: Actor,
-    keep_id: uuid.UUID,
-    absorb_id: uuid.UUID,
-    values: dict[str, Any],
-    expected_updated_at: datetime | None = None,
-) -> Node:
-    """Folds `absorb_id` into `keep_id`: utterances, children, relationships, cluster memberships
-    and the chain position pass to the kept node; the absorbed node is deleted. `values` (a new
-    name or summary) overwrite the kept node's, so they need its version."""
-    check_node_values(values)
-    _require_version(values, expected_updated_at)
-    if keep_id == absorb_id:
-        raise InvalidInput("A node cannot be merged with itself.", field="absorbedNodeId")
-    conversation = await lock_conversation_of(
-        session, Node, keep_id, actor.user_id, field="keptNodeId", missing="No such node."
-    )
-    keep = (await lock_nodes(session, conversation, [keep_id], "keptNodeId"))[keep_id]
-    check_version(keep, expected_updated_at, "node")
-    absorb = (await lock_nodes(session, conversation, [absorb_id], "absorbedNodeId"))[absorb_id]
-    if absorb.id in await hierarchy.ancestors(session, Node, "parent_id", keep.id):
-        raise InvalidInput(
-            "The absorbed node is an ancestor of the kept one; merge the other way round.",
-            field="absorbedNodeId",
-            code=ErrorCode.CYCLE,
-        )
-    before_keep, before_absorb = snapshot(keep), snapshot(absorb)
-    starts = [item for item in (keep.timestamp_start, absorb.timestamp_start) if item is not None]
-    ends = [item for item in (keep.timestamp_end, absorb.timestamp_end) if item is not None]
-    merged = {
-        "utterance_ids": _union(keep.utterance_ids, absorb.utterance_ids),
-        "chunk_ids": _union(keep.chunk_ids, absorb.chunk_ids),
-        "claim_ids": _union(keep.claim_ids, absorb.claim_ids),
-        "key_points": _union(keep.key_points, absorb.key_points),
-        "zoom_level_visible": _union(keep.zoom_level_visible, absorb.zoom_level_visible) or None,
-        "timestamp_start": min(starts) if starts else None,
-        "timestamp_end": max(ends) if ends else None,
-        **values,
-    }
-    if merged["timestamp_start"] is not None and merged["timestamp_end"] is not None:
-        merged["duration_seconds"] = merged["timestamp_end"] - merged["timestamp_start"]
-    # The absorbed node's relationships now start or end at the kept node, unless that would make
-    # a self-reference or a duplicate of one the kept node already has.
-    existing = {
-        (row.from_node_id, row.to_node_id, row.relationship_type)
-        for row in (
-            await session.execute(
-                select(Relationship).where(
-                    (Relationship.from_node_id == keep.id) | (Relationship.to_node_id == keep.id)
-                )
-            )
-        ).scalars()
-    }
-    moved = list(
-        (
-            await session.execute(
-                select(Relationship)
-                .where(
-                    (Relationship.from_node_id == absorb.id)
-                    | (Relationship.to_node_id == absorb.id)
-                )
-                .order_by(Relationship.id)
-                .execution_options(populate_existing=True)
-            )
-        ).scalars()
-    )
-    for relationship in moved:
-        ends_after = (
-            keep.id if relationship.from_node_id == absorb.id else relationship.from_node_id,
-            keep.id if relationship.to_node_id == absorb.id else relationship.to_node_id,
-            relationship.relationship_type,
-        )
-        if ends_after[0] == ends_after[1] or ends_after in existing:
-            continue
-        existing.add(ends_after)
-        await session.execute(
-            update(Relationship)
-            .where(Relationship.id == relationship.id)
-            .values(from_node_id=ends_after[0], to_node_id=ends_after[1]),
-            execution_options=NO_SYNC,
-        )
-    # Children of the absorbed node move under the kept node; if the kept node was one of them it
-    # takes the absorbed node's place instead.
-    if keep.parent_id == absorb.id:
-        await hierarchy.detach(session, Node, "children_ids", keep.id)
-        await session.execute(
-            update(Node).where(Node.id == keep.id).values(parent_id=absorb.parent_id),
-            execution_options=NO_SYNC,
-        )
-        if absorb.parent_id is not None:
-            await hierarchy.attach(
-                session, Node, "children_ids", absorb.parent_id, [keep.id], after=absorb.id
-            )
-    orphans = list(
-        (
-            await session.execute(
-                select(Node.id).where(Node.parent_id == absorb.id, Node.id != keep.id)
-            )
-        ).scalars()
-    )
-    orphans = hierarchy.in_listed_order(absorb.children_ids, orphans)
-    if orphans:
-        await session.execute(
-            update(Node).where(hierarchy.among(Node.id, orphans)).values(parent_id=keep.id),
-            execution_options=NO_SYNC,
-        )
-        await hierarchy.attach(session, Node, "children_ids", keep.id, orphans)
-    await session.execute(
-        update(Cluster)
-        .where(
-            hierarchy.has_member(Cluster.node_ids, absorb.id),
-            hierarchy.has_member(Cluster.node_ids, keep.id),
-        )
-        .values(node_ids=func.array_remove(Cluster.node_ids, absorb.id)),
-        execution_options=NO_SYNC,
-    )
-    await session.execute(
-        update(Cluster)
-        .where(hierarchy.has_member(Cluster.node_ids, absorb.id))
-        .values(node_ids=func.array_replace(Cluster.node_ids, absorb.id, keep.id)),
-        execution_options=NO_SYNC,
-    )
-    await session.execute(
-        update(Utterance).where(Utterance.node_id == absorb.id).values(node_id=keep.id),
-        execution_options=NO_SYNC,
-    )
-    absorb = await reload(session, absorb.id)
-    await _remove_node(session, actor, conversation, absorb, "merge")
-    await session.execute(
-        update(Node).where(Node.id == keep.id).values(merged), execution_options=NO_SYNC
-    )
-    await _claim_utterances(session, actor, conversation.id, keep.id, [], merged["utterance_ids"])
-    await session.flush()
-    kept = await reload(session, keep.id)
-    edits.record(
-        session,
-        actor,
-        conversation_id=conversation.id,
-        target_type="node",
-        target_id=kept.id,
-        field_name="node",
-        old={"kept": before_keep, "absorbed": before_absorb},
-        new=snapshot(kept),
-        edit_type="merge",
-    )
-    edits.record(
-        session,
-        actor,
-        conversation_id=conversation.id,
-        target_type="node",
-        target_id=absorb_id,
-        field_name="node",
-        old=before_absorb,
-        new={"mergedInto": str(kept.id)},
-        edit_type="merge",
-    )
-    return kept
-
-
-async def split_node(
-    session: AsyncSession,
-    actor: Actor,
-    node_id: uuid.UUID,
-    utterance_ids: list[uuid.UUID],
-    values: dict[str, Any],
-    kept_values: dict[str, Any],
-    expected_updated_at: datetime | None = None,
-) -> tuple[Node, Node]:
-    """Splits off the listed utterances into a new node placed right after the original in the
-    chain and among its parent's children, in the same clusters. `kept_values` (a new name or
-    summary for the original) overwrite the original's, so they need its version."""
-    check_node_values(values)
-    try:
-        check_node_values(kept_values)
-    except InvalidInput as error:
-        error.field = {"nodeName": "keptNodeName", "summary": "keptSummary"}.get(
-            error.field or "", error.field
-        )
-        raise
-    _require_version(kept_values, expected_updated_at)
-    conversation, node = await lock_node(session, actor, node_id, "id")
-    check_version(node, expected_updated_at, "node")
-    own = node.utterance_ids or []
-    owned, splitting = set(own), set(utterance_ids)
-    if len(splitting) != len(utterance_ids):
-        raise InvalidInput(
-            "An utterance is listed twice.", field="utteranceIds", code=ErrorCode.DUPLICATE
-        )
-    for index, utterance_id in enumerate(utterance_ids):
-        if utterance_id not in owned:
-            raise InvalidInput(
-                "That utterance is not part of the node being split.",
-                field=f"utteranceIds[{index}]",
-            )
-    before = snapshot(node)
-    remaining, moving = split_list(own, splitting)
-    spans = dict(
-        (row.id, (row.timestamp_start, row.timestamp_end))
-        for row in (
-            await session.execute(
-                select(Utterance.id, Utterance.timestamp_start, Utterance.timestamp_end).where(
-                    hierarchy.among(Utterance.id, own)
-                )
-            )
-        ).all()
-    )
-
-    def span(ids: list[uuid.UUID]) -> dict[str, Any]:
-        starts = [spans[item][0] for item in ids if spans.get(item, (None,))[0] is not None]
-        ends = [spans[item][1] for item in ids if spans.get(item, (None, None))[1] is not None]
-        if not starts or not ends:
-            return {}
-        return {
-            "timestamp_start": min(starts),
-            "timestamp_end": max(ends),
-            "duration_seconds": max(ends) - min(starts),
-        }
-
-    successor_id = node.successor_id
-    new_node = Node(
-        id=uuid.uuid4(),
-        conversation_id=conversation.id,
-        parent_id=node.parent_id,
-        children_ids=[],
-        predecessor_id=node.id,
-        successor_id=successor_id,
-        level=node.level,
-        node_type=node.node_type,
-        chunk_ids=list(node.chunk_ids or []),
-        zoom_level_visible=node.zoom_level_visible,
-        canvas_x=None if node.canvas_x is None else node.canvas_x + (node.canvas_width or 350) + 40,
-        canvas_y=node.canvas_y,
-        canvas_width=node.canvas_width,
-        canvas_height=node.canvas_height,
-        utterance_ids=moving,
-        **span(moving),
-        **{key: values[key] for key in NODE_FIELDS if key in values},
-    )
-    session.add(new_node)
-    await session.flush()
-    await _link_after(session, new_node, node, successor_id)
-    if node.parent_id is not None:
-        await hierarchy.attach(
-            session, Node, "children_ids", node.parent_id, [new_node.id], after=node.id
-        )
-    await session.execute(
-        update(Cluster)
-        .where(hierarchy.has_member(Cluster.node_ids, node.id))
-        .values(node_ids=func.array_append(Cluster.node_ids, new_node.id)),
-        execution_options=NO_SYNC,
-    )
-    await session.execute(
-        update(Node)
-        .where(Node.id == node.id)
-        .values(utterance_ids=remaining, **span(remaining), **kept_values),
-        execution_options=NO_SYNC,
-    )
-    await _claim_utterances(session, actor, conversation.id, new_node.id, [], moving)
-    conversation.total_nodes = (conversation.total_nodes or 0) + 1
-    await session.flush()
-    original, created = await reload(session, node.id), await reload(session, new_node.id)
-    edits.record(
-        session,
-        actor,
-        conversation_id=conversation.id,
-        target_type="node",
-        target_id=original.id,
-        field_name="node",
-        old=before,
-        new=snapshot(original),
-        edit_type="split",
-    )
-    edits.record(
-        session,
-        actor,
-        conversation_id=conversation.id,
-        target_type="node",
-        target_id=created.id,
-        field_name="node",
-        old={"splitFrom": str(original.id)},
-        new=snapshot(created),
-        edit_type="split",
-    )
-    return original, created
