@@ -43,9 +43,7 @@ def test_no_service_module_imports_an_api_package_itself() -> None:
                 imported = [node.module or ""]
             else:
                 continue
-            offenders += [
-                (name, item) for item in imported if item.split(".")[0] in API_PACKAGES
-            ]
+            offenders += [(name, item) for item in imported if item.split(".")[0] in API_PACKAGES]
     assert offenders == []
 
 
