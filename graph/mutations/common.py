@@ -25,7 +25,6 @@ from graph.errors import (
     InvalidInput,
     MutationError,
     UserFacingError,
-    camel,
     from_database_error,
     to_graphql,
 )
@@ -72,19 +71,6 @@ def stored(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return provided(value)
     return value
-
-
-def refuse_cleared(values: dict[str, Any], model: Any, prefix: str = "") -> None:
-    """A null sent for a column the database never leaves empty (NOT NULL in `model`) is refused
-    with REQUIRED, naming the field; omit a field to leave it as it is."""
-    columns = model.__table__.columns
-    for key, value in values.items():
-        if value is None and key in columns and not columns[key].nullable:
-            raise InvalidInput(
-                f"{camel(key)} cannot be cleared.",
-                field=prefix + camel(key),
-                code=ErrorCode.REQUIRED,
-            )
 
 
 def inherit_descriptions(input_type: type, output_type: type) -> None:
@@ -163,7 +149,6 @@ __all__ = [
     "parse_ids",
     "parse_optional_id",
     "provided",
-    "refuse_cleared",
     "result_union",
     "run_mutation",
     "stored",

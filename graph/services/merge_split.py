@@ -6,6 +6,7 @@ and after."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +22,10 @@ from graph.services.common import (
     snapshot,
 )
 from graph.services.errors import ErrorCode, InvalidInput
+from graph.services.fields import UNSET, Unset
 from graph.services.hierarchy import NO_SYNC
 from graph.services.node_tree import adopt_children, hang_under
 from graph.services.nodes import (
-    NODE_FIELDS,
     check_node_values,
     claim_utterances,
     lock_node,
@@ -57,17 +58,42 @@ def require_version(overwrites: dict[str, Any], expected_updated_at: datetime | 
         )
 
 
-async def merge_nodes(
-    session: AsyncSession,
-    actor: Actor,
-    keep_id: uuid.UUID,
-    absorb_id: uuid.UUID,
-    values: dict[str, Any],
-    expected_updated_at: datetime | None = None,
-) -> Node:
-    """Folds `absorb_id` into `keep_id`: utterances, children, relationships, cluster memberships
-    and the chain position pass to the kept node; the absorbed node is deleted. `values` (a new
-    name or summary) overwrite the kept node's, so they need its version."""
+@dataclass(frozen=True)
+class MergeNodes:
+    """Folds `absorbed_node_id` into `kept_node_id`: utterances, children, relationships, cluster
+    memberships and the chain position pass to the kept node; the absorbed node is deleted. A new
+    `node_name` or `summary` overwrites the kept node's, so it needs `expected_updated_at`."""
+
+    kept_node_id: uuid.UUID
+    absorbed_node_id: uuid.UUID
+    node_name: str | Unset = UNSET
+    summary: str | Unset = UNSET
+    expected_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SplitNode:
+    """Splits off `utterance_ids` into a new node (`node_name`, `summary`) placed right after the
+    original in the chain and among its parent's children, in the same clusters. A new name or
+    summary for the original overwrites its own, so it needs `expected_updated_at`."""
+
+    id: uuid.UUID
+    utterance_ids: tuple[uuid.UUID, ...]
+    node_name: str
+    summary: str
+    kept_node_name: str | Unset = UNSET
+    kept_summary: str | Unset = UNSET
+    expected_updated_at: datetime | None = None
+
+
+def _sent(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not UNSET}
+
+
+async def merge_nodes(session: AsyncSession, actor: Actor, command: MergeNodes) -> Node:
+    keep_id, absorb_id = command.kept_node_id, command.absorbed_node_id
+    expected_updated_at = command.expected_updated_at
+    values = _sent(node_name=command.node_name, summary=command.summary)
     check_node_values(values)
     require_version(values, expected_updated_at)
     if keep_id == absorb_id:
@@ -192,18 +218,11 @@ async def merge_nodes(
     return kept
 
 
-async def split_node(
-    session: AsyncSession,
-    actor: Actor,
-    node_id: uuid.UUID,
-    utterance_ids: list[uuid.UUID],
-    values: dict[str, Any],
-    kept_values: dict[str, Any],
-    expected_updated_at: datetime | None = None,
-) -> tuple[Node, Node]:
-    """Splits off the listed utterances into a new node placed right after the original in the
-    chain and among its parent's children, in the same clusters. `kept_values` (a new name or
-    summary for the original) overwrite the original's, so they need its version."""
+async def split_node(session: AsyncSession, actor: Actor, command: SplitNode) -> tuple[Node, Node]:
+    node_id, utterance_ids = command.id, list(command.utterance_ids)
+    expected_updated_at = command.expected_updated_at
+    values = {"node_name": command.node_name, "summary": command.summary}
+    kept_values = _sent(node_name=command.kept_node_name, summary=command.kept_summary)
     check_node_values(values)
     try:
         check_node_values(kept_values)
@@ -269,7 +288,7 @@ async def split_node(
         canvas_height=node.canvas_height,
         utterance_ids=moving,
         **span(moving),
-        **{key: values[key] for key in NODE_FIELDS if key in values},
+        **values,
     )
     session.add(new_node)
     await session.flush()

@@ -10,8 +10,9 @@ Consistency kept here (PostgreSQL cannot check uuid[] members):
 
 from __future__ import annotations
 
-import functools
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,57 +30,87 @@ from graph.services.common import (
     lock_conversation,
     lock_conversation_of,
     lock_rows,
+    refuse_cleared,
     snapshot,
 )
-from graph.services.errors import ErrorCode, InvalidInput, NotFound
+from graph.services.errors import ErrorCode, InvalidInput, NotFound, camel
+from graph.services.fields import UNSET, Fields, Unset
 from graph.services.hierarchy import NO_SYNC
 from graph.services.node_tree import hang_under, lift_children, reparent
 from graph.services.timeline import link_after, unlink
 
-NODE_FIELDS = (
-    "node_name",
-    "summary",
-    "key_points",
-    "node_type",
-    "level",
-    "is_bookmark",
-    "is_contextual_progress",
-    "is_tangent",
-    "is_crux",
-    "chunk_ids",
-    "utterance_ids",
-    "speaker_info",
-    "speaker_transitions",
-    "dialogue_type",
-    "claim_ids",
-    "timestamp_start",
-    "timestamp_end",
-    "duration_seconds",
-    "cluster_info",
-    "display_preferences",
-    "canvas_x",
-    "canvas_y",
-    "canvas_width",
-    "canvas_height",
-    "zoom_level_visible",
-    "confidence_score",
-)
+
+@dataclass(frozen=True)
+class NodeFields(Fields):
+    """A node's writable columns (see `graph.services.fields`)."""
+
+    node_name: str | Unset | None = UNSET
+    summary: str | Unset | None = UNSET
+    key_points: list[str] | Unset | None = UNSET
+    node_type: str | Unset | None = UNSET
+    level: int | Unset | None = UNSET
+    is_bookmark: bool | Unset | None = UNSET
+    is_contextual_progress: bool | Unset | None = UNSET
+    is_tangent: bool | Unset | None = UNSET
+    is_crux: bool | Unset | None = UNSET
+    chunk_ids: list[uuid.UUID] | Unset | None = UNSET
+    utterance_ids: list[uuid.UUID] | Unset | None = UNSET
+    speaker_info: dict[str, Any] | Unset | None = UNSET
+    speaker_transitions: list[dict[str, Any]] | Unset | None = UNSET
+    dialogue_type: str | Unset | None = UNSET
+    claim_ids: list[uuid.UUID] | Unset | None = UNSET
+    timestamp_start: float | Unset | None = UNSET
+    timestamp_end: float | Unset | None = UNSET
+    duration_seconds: float | Unset | None = UNSET
+    cluster_info: Any | Unset | None = UNSET
+    display_preferences: Any | Unset | None = UNSET
+    canvas_x: int | Unset | None = UNSET
+    canvas_y: int | Unset | None = UNSET
+    canvas_width: int | Unset | None = UNSET
+    canvas_height: int | Unset | None = UNSET
+    zoom_level_visible: list[int] | Unset | None = UNSET
+    confidence_score: float | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class CreateNode:
+    """A new node, hung under `parent_id` and put into the chain after `predecessor_id` or before
+    `successor_id` (both: they must be adjacent)."""
+
+    conversation_id: uuid.UUID
+    fields: NodeFields
+    parent_id: uuid.UUID | None = None
+    predecessor_id: uuid.UUID | None = None
+    successor_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class UpdateNode:
+    """Changes the fields sent; `parent_id` moves the node (None: to the roots), UNSET: stays."""
+
+    id: uuid.UUID
+    expected_updated_at: datetime | None
+    fields: NodeFields
+    parent_id: uuid.UUID | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class MoveNode:
+    """New canvas geometry for one node: only the `CANVAS` fields may be sent."""
+
+    id: uuid.UUID
+    geometry: NodeFields
+
+
 CANVAS = ("canvas_x", "canvas_y", "canvas_width", "canvas_height")
 MAX_MOVES = 5_000
 FLUSH_ROWS = 500
 
 
-@functools.cache  # column names only: a bounded set
-def _camel(name: str) -> str:
-    from graph.services.errors import camel
-
-    return camel(name)
-
-
 def check_node_values(values: dict[str, Any], prefix: str = "") -> None:
     for name in ("node_name", "summary"):
         if name in values:
-            check_text(values[name], prefix + _camel(name), required=True)
+            check_text(values[name], prefix + camel(name), required=True)
     if "node_type" in values:
         check_text(values["node_type"], prefix + "nodeType", required=True)
     for index, point in enumerate(values.get("key_points") or []):
@@ -97,8 +128,8 @@ def check_node_values(values: dict[str, Any], prefix: str = "") -> None:
     for name in ("canvas_width", "canvas_height"):
         if name in values and values[name] is not None and values[name] < 1:
             raise InvalidInput(
-                f"{_camel(name)} must be at least 1.",
-                field=prefix + _camel(name),
+                f"{camel(name)} must be at least 1.",
+                field=prefix + camel(name),
                 code=ErrorCode.OUT_OF_RANGE,
             )
     start, end = values.get("timestamp_start"), values.get("timestamp_end")
@@ -108,7 +139,7 @@ def check_node_values(values: dict[str, Any], prefix: str = "") -> None:
         )
     check_unit_interval(values.get("confidence_score"), prefix + "confidenceScore")
     for name in ("speaker_info", "speaker_transitions", "cluster_info", "display_preferences"):
-        check_json(values.get(name), prefix + _camel(name))
+        check_json(values.get(name), prefix + camel(name))
     if "chunk_ids" in values and values["chunk_ids"] is None:
         values["chunk_ids"] = []
 
@@ -225,21 +256,14 @@ async def count_nodes(session: AsyncSession, conversation: Conversation) -> None
 
 
 async def create_node(
-    session: AsyncSession,
-    actor: Actor,
-    conversation_id: uuid.UUID,
-    values: dict[str, Any],
-    *,
-    parent_id: uuid.UUID | None = None,
-    predecessor_id: uuid.UUID | None = None,
-    successor_id: uuid.UUID | None = None,
-    log: bool = True,
+    session: AsyncSession, actor: Actor, command: CreateNode, *, log: bool = True
 ) -> Node:
-    """A new node, hung under `parent_id` and put into the chain after `predecessor_id` or before
-    `successor_id` (both: they must be adjacent)."""
-    values = {"chunk_ids": [], **values}
+    parent_id, predecessor_id = command.parent_id, command.predecessor_id
+    successor_id = command.successor_id
+    values = {"chunk_ids": [], **command.fields.provided()}
+    refuse_cleared(values, Node)
     check_node_values(values)
-    conversation = await lock_conversation(session, conversation_id, actor.user_id)
+    conversation = await lock_conversation(session, command.conversation_id, actor.user_id)
     references = [item for item in (parent_id, predecessor_id, successor_id) if item]
     fields = {parent_id: "parentId", predecessor_id: "predecessorId", successor_id: "successorId"}
     locked: dict[uuid.UUID, Node] = {}
@@ -274,7 +298,7 @@ async def create_node(
         predecessor_id=predecessor.id if predecessor else None,
         successor_id=successor_id,
         children_ids=[],
-        **{key: values[key] for key in NODE_FIELDS if key in values},
+        **values,
     )
     session.add(node)
     await session.flush()
@@ -301,21 +325,15 @@ async def create_node(
     return node
 
 
-async def update_node(
-    session: AsyncSession,
-    actor: Actor,
-    node_id: uuid.UUID,
-    expected_updated_at: datetime | None,
-    values: dict[str, Any],
-    *,
-    parent_id: uuid.UUID | None = None,
-    change_parent: bool = False,
-) -> Node:
+async def update_node(session: AsyncSession, actor: Actor, command: UpdateNode) -> Node:
+    values = command.fields.provided()
+    refuse_cleared(values, Node)
     check_node_values(values)
-    conversation, node = await lock_node(session, actor, node_id)
-    check_version(node, expected_updated_at, "node")
+    conversation, node = await lock_node(session, actor, command.id)
+    check_version(node, command.expected_updated_at, "node")
     changes: dict[str, tuple[Any, Any]] = {}
-    if change_parent and parent_id != node.parent_id:
+    parent_id = command.parent_id
+    if not isinstance(parent_id, Unset) and parent_id != node.parent_id:
         if parent_id is not None:
             await lock_nodes(session, conversation, [parent_id], "parentId")
         changes["parent_id"] = (node.parent_id, parent_id)
@@ -356,8 +374,8 @@ def _log_canvas(
         target_type="node",
         target_id=node.id,
         field_name=edits.CANVAS_FIELD,
-        old={_camel(key): old for key, (old, _new) in canvas.items()},
-        new={_camel(key): new for key, (_old, new) in canvas.items()},
+        old={camel(key): old for key, (old, _new) in canvas.items()},
+        new={camel(key): new for key, (_old, new) in canvas.items()},
     )
 
 
@@ -429,9 +447,7 @@ async def delete_node(session: AsyncSession, actor: Actor, node_id: uuid.UUID) -
     return node_id
 
 
-async def move_nodes(
-    session: AsyncSession, actor: Actor, moves: list[dict[str, Any]]
-) -> list[Node]:
+async def move_nodes(session: AsyncSession, actor: Actor, moves: Sequence[MoveNode]) -> list[Node]:
     """Moves and resizes many nodes of one conversation at once; one `canvas` log row per node."""
     if not moves:
         raise InvalidInput("Send at least one move.", field="moves")
@@ -441,29 +457,34 @@ async def move_nodes(
             field="moves",
             code=ErrorCode.OUT_OF_RANGE,
         )
-    ids = [move["id"] for move in moves]
+    ids = [move.id for move in moves]
+    geometries: list[dict[str, Any]] = []
     first_index: dict[uuid.UUID, int] = {}
     for index, move in enumerate(moves):
-        check_node_values(
-            {key: value for key, value in move.items() if key != "id"}, f"moves[{index}]."
-        )
-        if first_index.setdefault(move["id"], index) != index:
+        geometry = move.geometry.provided()
+        prefix = f"moves[{index}]."
+        for key in geometry.keys() - set(CANVAS):
+            raise InvalidInput(f"{camel(key)} is not canvas geometry.", field=prefix + camel(key))
+        refuse_cleared(geometry, Node, prefix)
+        check_node_values(geometry, prefix)
+        geometries.append(geometry)
+        if first_index.setdefault(move.id, index) != index:
             raise InvalidInput(
                 "This node is moved twice in one call.",
-                field=f"moves[{index}].id",
+                field=f"{prefix}id",
                 code=ErrorCode.DUPLICATE,
             )
     conversation = await lock_conversation_of(
         session, Node, ids[0], actor.user_id, field="moves[0].id", missing="No such node."
     )
     nodes = await lock_nodes(session, conversation, ids, "moves[{index}].id")
-    for position, move in enumerate(moves, start=1):
-        node = nodes[move["id"]]
+    for position, (node_id, geometry) in enumerate(zip(ids, geometries, strict=True), start=1):
+        node = nodes[node_id]
         canvas: dict[str, tuple[Any, Any]] = {}
-        for key in CANVAS:
-            if key in move and getattr(node, key) != move[key]:
-                canvas[key] = (getattr(node, key), move[key])
-                setattr(node, key, move[key])
+        for key, value in geometry.items():
+            if getattr(node, key) != value:
+                canvas[key] = (getattr(node, key), value)
+                setattr(node, key, value)
         if canvas:
             _log_canvas(session, actor, node, canvas)
         if position % FLUSH_ROWS == 0:
