@@ -19,18 +19,12 @@ import strawberry
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.errors import (
-    ErrorCode,
-    Forbidden,
-    InvalidInput,
-    MutationError,
-    UserFacingError,
-    from_database_error,
-    to_graphql,
-)
+from graph.errors import MutationError, to_graphql
 from graph.live import note_actor
 from graph.masking import commit
-from graph.services.common import Actor, check_text, check_unit_interval
+from graph.services.common import Actor
+from graph.services.database_errors import from_database_error
+from graph.services.errors import DomainError, ErrorCode, Forbidden, InvalidInput
 
 T = TypeVar("T")
 
@@ -100,18 +94,16 @@ async def run_mutation(
     try:
         if viewer_id is None and not anonymous:
             raise Forbidden("Sign in to make changes.")
-        check_text(comment, "comment")
-        check_unit_interval(confidence, "confidence")
-    except UserFacingError as error:
+        # An anonymous read (the only way to get here without a viewer) never uses the actor's id.
+        actor = Actor(user_id=viewer_id or "", comment=comment, confidence=confidence)
+    except DomainError as error:
         return to_graphql(error)
-    # An anonymous read (the only way to get here without a viewer) never uses the actor's id.
-    actor = Actor(user_id=viewer_id or "", comment=comment, confidence=confidence)
     async with write_session(info) as session:
         try:
             result = await action(session, actor)
             await note_actor(session, actor.user_id, info.field_name)
             await commit(session)
-        except UserFacingError as error:
+        except DomainError as error:
             await session.rollback()
             return to_graphql(error)
         except DBAPIError as error:

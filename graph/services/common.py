@@ -34,6 +34,10 @@ class Actor:
     comment: str | None = None
     confidence: float | None = None
 
+    def __post_init__(self) -> None:
+        check_text(self.comment, "comment")
+        check_unit_interval(self.confidence, "confidence")
+
 
 def word_count(text: str | None) -> int:
     """The one definition of a word the `total_words` counter uses."""

@@ -13,18 +13,19 @@ from typing import Any
 import asyncpg
 from sqlalchemy.exc import DBAPIError
 
+from db.models import CONVERSATION_TYPES, DIALOGUE_TYPES, EDIT_TYPES, VISIBILITIES
 from graph.services.errors import DomainError, ErrorCode, InvalidInput, NotFound, camel
 
 # Named constraints: the input field they guard and what to tell a person.
 CONSTRAINTS: dict[str, tuple[str | None, str, ErrorCode]] = {
     "valid_conversation_type": (
         "conversationType",
-        "conversationType must be one of live_audio, transcript, chat, hybrid.",
+        f"conversationType must be one of {', '.join(CONVERSATION_TYPES)}.",
         ErrorCode.INVALID,
     ),
     "valid_visibility": (
         "visibility",
-        "visibility must be one of private, shared, public.",
+        f"visibility must be one of {', '.join(VISIBILITIES)}.",
         ErrorCode.INVALID,
     ),
     "valid_timestamps": (
@@ -34,7 +35,7 @@ CONSTRAINTS: dict[str, tuple[str | None, str, ErrorCode]] = {
     ),
     "valid_dialogue_type": (
         "dialogueType",
-        "dialogueType must be one of monologue, dialogue, multi-party, consensus.",
+        f"dialogueType must be one of {', '.join(DIALOGUE_TYPES)}.",
         ErrorCode.INVALID,
     ),
     "no_self_reference": (
@@ -50,7 +51,7 @@ CONSTRAINTS: dict[str, tuple[str | None, str, ErrorCode]] = {
     "valid_strength": ("strength", "strength must be between 0 and 1.", ErrorCode.OUT_OF_RANGE),
     "valid_edit_type": (
         "editType",
-        "editType must be one of correction, addition, deletion, merge, split.",
+        f"editType must be one of {', '.join(EDIT_TYPES)}.",
         ErrorCode.INVALID,
     ),
     "valid_target_type": ("targetType", "targetType is not a known kind.", ErrorCode.INVALID),
