@@ -25,9 +25,9 @@ from graph.services.errors import ErrorCode, InvalidInput
 from graph.services.fields import UNSET, Unset
 from graph.services.hierarchy import NO_SYNC
 from graph.services.node_tree import adopt_children, hang_under
+from graph.services.node_utterances import claim_utterances
 from graph.services.nodes import (
     check_node_values,
-    claim_utterances,
     lock_node,
     lock_nodes,
     reload,

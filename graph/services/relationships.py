@@ -24,7 +24,8 @@ from graph.services.common import (
 )
 from graph.services.fields import UNSET, Fields, Unset
 from graph.services.hierarchy import NO_SYNC
-from graph.services.nodes import check_utterances, lock_nodes
+from graph.services.node_utterances import check_utterances
+from graph.services.nodes import lock_nodes
 
 
 @dataclass(frozen=True)
