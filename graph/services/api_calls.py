@@ -61,26 +61,22 @@ async def record_api_call(session: AsyncSession, actor: Actor, command: RecordAp
             raise InvalidInput(
                 f"{camel(name)} is required.", field=camel(name), code=ErrorCode.REQUIRED
             )
-    for name, field in (
-        ("endpoint", "endpoint"),
-        ("feature", "feature"),
-        ("provider", "provider"),
-        ("model", "model"),
-        ("status", "status"),
-    ):
-        check_text(values.get(name), field, required=True)
-    for name, field in (("error_message", "errorMessage"), ("request_id", "requestId")):
-        check_text(values.get(name), field)
-    for name, field in (
-        ("prompt_tokens", "promptTokens"),
-        ("completion_tokens", "completionTokens"),
-        ("prompt_cost", "promptCost"),
-        ("completion_cost", "completionCost"),
-        ("latency_ms", "latencyMs"),
+    for name in ("endpoint", "feature", "provider", "model", "status"):
+        check_text(values[name], camel(name), required=True)
+    for name in ("error_message", "request_id"):
+        check_text(values.get(name), camel(name))
+    for name in (
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_cost",
+        "completion_cost",
+        "latency_ms",
     ):
         if (values.get(name) or 0) < 0:
             raise InvalidInput(
-                f"{field} must not be negative.", field=field, code=ErrorCode.OUT_OF_RANGE
+                f"{camel(name)} must not be negative.",
+                field=camel(name),
+                code=ErrorCode.OUT_OF_RANGE,
             )
     values = {
         "started_at": datetime.now(UTC),
