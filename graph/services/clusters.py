@@ -74,9 +74,9 @@ class ChangeMembership:
 def check_cluster_values(values: dict[str, Any], prefix: str = "") -> None:
     if "cluster_name" in values:
         check_text(values["cluster_name"], prefix + "clusterName", required=True)
-    for name, field in (("summary", "summary"), ("color", "color"), ("icon", "icon")):
+    for name in ("summary", "color", "icon"):
         if name in values:
-            check_text(values[name], prefix + field)
+            check_text(values[name], prefix + name)
     if "level" in values and (values["level"] is None or values["level"] < 0):
         raise InvalidInput(
             "level must be 0 or more.", field=prefix + "level", code=ErrorCode.OUT_OF_RANGE

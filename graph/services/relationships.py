@@ -22,6 +22,7 @@ from graph.services.common import (
     refuse_cleared,
     snapshot,
 )
+from graph.services.errors import camel
 from graph.services.fields import UNSET, Fields, Unset
 from graph.services.hierarchy import NO_SYNC
 from graph.services.node_utterances import check_utterances
@@ -58,12 +59,9 @@ class UpdateRelationship:
 def check_relationship_values(values: dict[str, Any], prefix: str = "") -> None:
     if "relationship_type" in values:
         check_text(values["relationship_type"], prefix + "relationshipType", required=True)
-    for name, field in (
-        ("relationship_subtype", "relationshipSubtype"),
-        ("explanation", "explanation"),
-    ):
+    for name in ("relationship_subtype", "explanation"):
         if name in values:
-            check_text(values[name], prefix + field)
+            check_text(values[name], prefix + camel(name))
     check_unit_interval(values.get("strength"), prefix + "strength")
     check_unit_interval(values.get("confidence"), prefix + "confidence")
 
