@@ -55,8 +55,13 @@ class Fields:
     @classmethod
     def types(cls) -> dict[str, Any]:
         """Each field's type with `Unset` left out (`str | None`, `list[uuid.UUID] | None`)."""
-        hints = typing.get_type_hints(cls)
-        return {name: _without_unset(hints[name]) for name in cls.names()}
+        if cls not in _RESOLVED:  # one entry per Fields class: a bounded set, resolved once
+            hints = typing.get_type_hints(cls)
+            _RESOLVED[cls] = {name: _without_unset(hints[name]) for name in cls.names()}
+        return _RESOLVED[cls]
+
+
+_RESOLVED: dict[type[Fields], dict[str, Any]] = {}
 
 
 def _without_unset(annotation: Any) -> Any:
