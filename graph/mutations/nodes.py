@@ -67,6 +67,10 @@ def _sent(value: Any) -> Any:
     return UNSET if value is None or value is strawberry.UNSET else value
 
 
+def _or_none(value: Any) -> Any:
+    return None if value is strawberry.UNSET else value
+
+
 @strawberry.input(
     description="A new node. It is hung under `parentId` and put into the timeline "
     "after `predecessorId` or before `successorId`."
@@ -296,7 +300,7 @@ class NodeMutations:
                     absorbed_node_id=parse_id(input.absorbed_node_id, "absorbedNodeId"),
                     node_name=_sent(input.node_name),
                     summary=_sent(input.summary),
-                    expected_updated_at=_sent(input.expected_updated_at) or None,
+                    expected_updated_at=_or_none(input.expected_updated_at),
                 ),
             )
             return NodePayload(node=node_out(node))
@@ -325,7 +329,7 @@ class NodeMutations:
                     summary=input.summary,
                     kept_node_name=_sent(input.kept_node_name),
                     kept_summary=_sent(input.kept_summary),
-                    expected_updated_at=_sent(input.expected_updated_at) or None,
+                    expected_updated_at=_or_none(input.expected_updated_at),
                 ),
             )
             return SplitNodePayload(node=node_out(original), new_node=node_out(created))
