@@ -11,7 +11,6 @@ every create and update mutation reaches its row).
 
 from __future__ import annotations
 
-import sys
 import types
 import typing
 import uuid
@@ -63,9 +62,9 @@ def input_type(
 ) -> Any:
     """A strawberry input named `name` with a field per column of `domain` (those in `only`),
     after the `leading` fields (name: annotation, or (annotation, default or strawberry.field))."""
-    module = sys._getframe(1).f_globals["__name__"]
+    # Annotations are type objects, not strings: strawberry need not resolve them in a module.
     annotations: dict[str, Any] = {}
-    namespace: dict[str, Any] = {"__module__": module, "__annotations__": annotations}
+    namespace: dict[str, Any] = {"__module__": __name__, "__annotations__": annotations}
     for field_name, spec in (leading or {}).items():
         annotation, *initial = spec if isinstance(spec, tuple) else (spec,)
         annotations[field_name] = annotation
