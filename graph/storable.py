@@ -6,10 +6,9 @@ filter, a variable, an input field or a JSON value would fail inside the driver 
 come back as a masked internal error, or reach a read's `WHERE`. `RefuseUnstorableInput` checks the
 whole operation in one place instead: the string literals of the document and the variables' values
 (keys of JSON objects included), and answers a `BAD_USER_INPUT` request error that names where each
-offending value was (`$input.text`, `createNode(input.text)`). A NUL in a mutation is the one
-exception: the mutation API reports bad input as data, so it becomes the payload's
-`ValidationError` naming the field (PostgreSQL refuses it inside the mutation's transaction and
-`graph.errors.from_database_error` maps the refusal); a surrogate never reaches the driver.
+offending value was (`$input.text`, `createNode(input.text)`). Mutations are no exception: a
+value no column can hold is a malformed request, not a refusal the client could have foreseen from
+the data, so it is answered before any resolver runs and the mutation's transaction never begins.
 
 Variables can be large (an import document): they are encoded by orjson first, in C, which raises on
 a surrogate and writes NUL as `\\u0000`; only a small payload, or one that showed a bad character,
@@ -39,7 +38,6 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
-from strawberry.types.graphql import OperationType
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -184,10 +182,6 @@ class RefuseUnstorableInput(SchemaExtension):
                 found.extend(await asyncio.to_thread(unstorable_variables, variables))
             elif walk:
                 found.extend(unstorable_variables(variables))
-        if context.operation_type == OperationType.MUTATION:
-            # a mutation reports a NUL as a ValidationError in its payload, naming the field
-            # (graph.errors maps PostgreSQL's refusal; the transaction is rolled back)
-            found = [item for item in found if item[1] != NUL]
         if found:
             context.result = refusal(found)
         yield
