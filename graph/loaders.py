@@ -26,7 +26,6 @@ from graph.permissions import visible_conversation_ids, visible_to
 from graph.registry import KINDS, UNREAD_COLUMNS, columns
 from graph.relations import UUIDS, Paged, Relation
 from graph.relay import from_row
-from graph.rendering import Rendered, render
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -150,8 +149,15 @@ class Loaders:
         """A relation's rows by parent id (and arguments)."""
         return self._loader(
             relation,
+            lambda: GroupedLoader(lambda key, parents: relation.batch(self, key, parents)),
+        )
+
+    def rendered(self, relation: Relation) -> GroupedLoader[RowId, Any, Any]:
+        """A relation's whole field rendered by PostgreSQL, by parent id (and selection)."""
+        return self._loader(
+            ("rendered", relation),
             lambda: GroupedLoader(
-                lambda arguments, parents: relation.batch(self, arguments, parents)
+                lambda arguments, parents: relation.batch_rendered(self, arguments, parents)
             ),
         )
 
@@ -253,7 +259,6 @@ class Loaders:
         make = relation.kind.graphql_type
 
         async def load(arguments: ListArgs[Any], keys: list[Any]) -> list[Page]:
-            plan: Any = arguments.render
             pages = await fetch_pages(
                 self.fetch,
                 table,
@@ -262,10 +267,7 @@ class Loaders:
                 [self.visible(table), *arguments.filter.conditions()],
                 arguments.order,
                 arguments.page,
-                (lambda row: from_row(make, row))
-                if plan is None
-                else (lambda row: Rendered(row[-1])),
-                None if plan is None else (lambda source: render(plan, source, self)),
+                lambda row: from_row(make, row),
             )
             for page in pages:
                 self.context.to_empty.extend((page.items, page.cursors))

@@ -98,13 +98,11 @@ class Connection(Generic[T]):
 
 @dataclass(frozen=True)
 class ListArgs(Generic[K]):
-    """A connection's arguments: filter, order, page and the items' rendering plan (or None),
-    one batch per distinct value."""
+    """A connection's arguments: filter, order and page, one batch per distinct value."""
 
     filter: K
     order: Ordering
     page: PageRequest
-    render: Hashable | None = None
 
 
 @dataclass(frozen=True)
@@ -232,14 +230,11 @@ async def fetch_pages(
     order: Ordering,
     page: PageRequest,
     make: Callable[[Any], Any],
-    document: Callable[[FromClause], ColumnElement[Any]] | None = None,
 ) -> list[Page]:
     """Each parent's page in one statement; `parent=None` pages the whole table as one list.
 
     Each parent's rows are a `LATERAL` subquery with its own `ORDER BY ... LIMIT`, so an index on
-    (parent, sort key) reads a page and stops, whatever the statistics say. With `document`, the
-    statement selects only the keys and each row's rendered JSON (`graph.rendering`, the row's
-    last column), computed for the rows of the page alone.
+    (parent, sort key) reads a page and stops, whatever the statistics say.
     """
     where = list(conditions)
     if page.after is not None:
@@ -264,10 +259,9 @@ async def fetch_pages(
         source = parent_ids.join(inner, true())
         parent_key = parent_ids.c.id
         sequence = [parent_ids.c.ordinal, inner.c._position]
-    # the parent and the cursor first, read by position; then the row or its document
+    # the parent and the cursor first, read by position; then the row
     keys = [parent_key.label("_parent"), order.cursor_sql(inner).label("_cursor")]
-    rest: list[Any] = [inner] if document is None else [document(inner).label("_document")]
-    statement = select(*keys, *rest).select_from(source).order_by(*sequence)
+    statement = select(*keys, inner).select_from(source).order_by(*sequence)
     grouped: dict[Any, list[Any]] = {key: [] for key in parents}
     single = parents[0] if parent is None else None
     for row in await fetch(statement):

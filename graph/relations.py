@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     Text,
     case,
+    cast,
     func,
     literal,
     literal_column,
@@ -48,14 +49,8 @@ from graph.limits import ESTIMATED_SIZE
 from graph.pagination import Direction, ListArgs, Ordering, connection, page_request
 from graph.registry import KINDS, RELATION, Kind, columns, kind_of
 from graph.relay import from_row
-from graph.rendering.compiler import render, render_object
-from graph.rendering.planner import (
-    Plan,
-    Selected,
-    Unsupported,
-    connection_items_plan,
-    list_items_plan,
-)
+from graph.rendering.compiler import render_object
+from graph.rendering.planner import Plan, Selected, Unsupported, field_selection
 from graph.sql_json import EMPTY_LIST, build_object
 from graph.strawberry_adapter import Rendered
 
@@ -142,26 +137,50 @@ class Relation:
 
     # -- the rows -------------------------------------------------------------------------
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         """The rows `parent` (a row source with the parent's columns) reaches."""
         raise NotImplementedError
 
-    # -- the Python path --------------------------------------------------------------------
+    # -- the resolver: the whole field rendered, or the Python path ---------------------------
+
+    # a list (or a connection) is rendered whole at a parent the resolvers built; one object is
+    # not worth a statement of its own (`by_id` batches it with its siblings)
+    renders_whole: bool = True
 
     async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
+        selected = field_selection(info) if self.renders_whole else None
+        if selected is None:
+            return await self.resolve_in_python(root, info, **arguments)
+        await info.context.rendering(self.rows_rendered(selected, info.context.settings))
+        loader = info.context.loaders.at(info).rendered(self)
+        kind = None if root is None or not hasattr(root, "id") else kind_of(root).name
+        return await loader.load((getattr(root, "id", None), (kind, selected)))
+
+    def rows_rendered(self, selected: Selected, settings: Any) -> int:
+        """How many items a rendering of the field holds, for the memory budget."""
+        return int(settings.default_page_size)
+
+    async def batch_rendered(
+        self, scope: Any, arguments: tuple[str | None, Selected], parent_ids: list[Any]
+    ) -> list[Rendered]:
+        """The field of every parent (rows of `kind`) as one JSON value each, one statement."""
+        kind, selected = arguments
+        if kind is None:  # a root list: one value, whatever asked for it
+            (row,) = await scope.fetch(select(cast(self.render(selected, None, scope), Text)))
+            return [Rendered(row[0])] * len(parent_ids)
+        parents = KINDS[kind].table.alias()
+        statement = select(parents.c.id, cast(self.render(selected, parents, scope), Text)).where(
+            parents.c.id == func.any(literal(list(parent_ids), UUIDS))
+        )
+        found = {row[0]: Rendered(row[1]) for row in await scope.fetch(statement)}
+        return [found[parent_id] for parent_id in parent_ids]
+
+    async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         key = self.filter_of(arguments)
-        plan = list_items_plan(info)
-        if plan is not None:
-            await info.context.rendering(info.context.settings.default_page_size)
-        loader = info.context.loaders.at(info).of(self)
-        return await loader.load((root.id, (key, plan)))
+        return await info.context.loaders.at(info).of(self).load((root.id, key))
 
-    async def batch(
-        self, scope: Any, arguments: tuple[Hashable, Plan | None], parent_ids: list[Any]
-    ) -> list[list[Any]]:
-        """Every parent's rows in one statement, as objects or rendered (with a plan)."""
-
-        key, plan = arguments
+    async def batch(self, scope: Any, key: Hashable, parent_ids: list[Any]) -> list[list[Any]]:
+        """Every parent's rows in one statement, as objects."""
         parents = (
             func.unnest(literal(list(parent_ids), UUIDS))
             .table_valued("id", with_ordinality="position")
@@ -169,11 +188,7 @@ class Relation:
         )
         rows = self.rows(parents, scope, key)
         position = func.row_number().over(order_by=rows.order).label("_position")
-        if plan is None:
-            reached = rows.select(*columns(rows.alias), position)
-        else:
-            reached = rows.select(render(plan, rows.alias, scope).label("_document"), position)
-        lateral = reached.lateral()
+        lateral = rows.select(*columns(rows.alias), position).lateral()
         statement = (
             select(parents.c.id.label("_parent"), lateral)
             .select_from(parents.join(lateral, true()))
@@ -185,14 +200,15 @@ class Relation:
             mapping = dict(row._mapping)
             parent_id = mapping.pop("_parent")
             mapping.pop("_position")
-            item = Rendered(mapping["_document"]) if plan is not None else from_row(make, mapping)
-            found[parent_id].append(item)
+            found[parent_id].append(from_row(make, mapping))
         scope.context.to_empty.extend(found.values())
         return [found[parent_id] for parent_id in parent_ids]
 
     # -- the SQL path -----------------------------------------------------------------------
 
-    def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
+    def render(
+        self, selected: Selected, parent: FromClause | None, scope: Any
+    ) -> ColumnElement[Any]:
         assert selected.plan is not None
         rows = self.rows(parent, scope, self.filter_of(selected.python_arguments))
         document = render_object(selected.plan, rows.alias, scope)
@@ -206,18 +222,21 @@ class ToOne(Relation):
 
     reference: str = ""
     many: bool = False
+    renders_whole: bool = False
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         return Rows(alias, [alias.c.id == parent.c[self.reference], scope.visible(alias)], [])
 
-    async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
+    async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         reference = getattr(root, self.reference)
         if reference is None:
             return None
         return await info.context.loaders.at(info).by_id(self.target).load(reference)
 
-    def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
+    def render(
+        self, selected: Selected, parent: FromClause | None, scope: Any
+    ) -> ColumnElement[Any]:
         assert selected.plan is not None
         rows = self.rows(parent, scope, None)
         return rows.select(render_object(selected.plan, rows.alias, scope)).scalar_subquery()
@@ -234,7 +253,7 @@ class Members(Relation):
 
     column: str = ""
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         listed = parent.c[self.column]
         return Rows(
@@ -243,7 +262,7 @@ class Members(Relation):
             [func.array_position(listed, alias.c.id)],
         )
 
-    async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
+    async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         listed = getattr(root, self.column)
         if not listed:
             return []
@@ -260,7 +279,7 @@ class ToMany(Relation):
     column: str = ""
     conditions: Callable[[FromClause], list[ColumnElement[bool]]] = field(default=lambda table: [])
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         table = self.kind.table
         where = [alias.c[self.column] == parent.c.id, scope.visible(alias)]
@@ -277,7 +296,7 @@ class EitherEnd(Relation):
 
     ends: tuple[str, ...] = ()
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         chosen = key.ends if key is not None else self.ends  # type: ignore[attr-defined]
         where = [or_(*(alias.c[end] == parent.c.id for end in chosen)), scope.visible(alias)]
@@ -293,7 +312,7 @@ class Containing(Relation):
 
     column: str = ""
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         holds = alias.c[self.column].op("@>")(array([parent.c.id]))
         return Rows(alias, [holds, scope.visible(alias)], self.kind.order(alias))
@@ -308,7 +327,7 @@ class Ancestors(Relation):
 
     reference: str = ""
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         table = self.kind.table
         step = table.alias()
         start = (
@@ -338,8 +357,9 @@ class OneOf(Relation):
     reference: str = ""
     kinds: dict[str, str] = field(default_factory=dict)
     many: bool = False
+    renders_whole: bool = False
 
-    async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
+    async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         kind = self.kinds.get(plain(getattr(root, self.discriminator)))
         if kind is None:
             return None
@@ -347,8 +367,10 @@ class OneOf(Relation):
         found = await info.context.loaders.at(info).object_by_id.load(getattr(root, self.reference))
         return found if found is not None and kind_of(found).name == kind else None
 
-    def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
-        assert selected.variants is not None
+    def render(
+        self, selected: Selected, parent: FromClause | None, scope: Any
+    ) -> ColumnElement[Any]:
+        assert selected.variants is not None and parent is not None
         plans = {plan.type_name: plan for plan in selected.variants}
         branches = []
         for value, kind_name in self.kinds.items():
@@ -412,29 +434,32 @@ class Paged(ToMany):
         except GraphQLError as error:
             raise Unsupported(error.message) from None
 
-    def rows(self, parent: FromClause, scope: Scope, key: Hashable) -> Rows:
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         where = [scope.visible(alias), *adapt(alias, key.conditions())]  # type: ignore[attr-defined]
         if self.column:
             where.append(alias.c[self.column] == parent.c.id)
         return Rows(alias, where, [])
 
-    async def resolve(self, root: Any, info: Any, **arguments: Any) -> Any:
+    def rows_rendered(self, selected: Selected, settings: Any) -> int:
+        _, first, after, order = self.split(selected.python_arguments)
+        return page_request(settings, first, after, order).first
+
+    async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         key, first, after, order = self.split(arguments)
         page = page_request(info.context.settings, first, after, order)
-        plan = connection_items_plan(info)
-        if plan is not None:
-            await info.context.rendering(page.first)
         loaders = info.context.loaders.at(info)
         parent = root.id if self.column else None
-        result = await loaders.pages(self).load((parent, ListArgs(key, order, page, plan)))
+        result = await loaders.pages(self).load((parent, ListArgs(key, order, page)))
 
         async def count() -> int:
             return await loaders.counts(self).load((parent, key))
 
         return connection(result, after is not None, count)
 
-    def render(self, selected: Selected, parent: FromClause, scope: Any) -> ColumnElement[Any]:
+    def render(
+        self, selected: Selected, parent: FromClause | None, scope: Any
+    ) -> ColumnElement[Any]:
         assert selected.plan is not None
         key, first, after, order = self.split(selected.python_arguments)
         page = page_request(scope.context.settings, first, after, order)
@@ -465,7 +490,7 @@ class Paged(ToMany):
             .where(*where)
             .order_by(*ordering)
             .limit(page.first + 1)
-            .correlate(parent)
+            .correlate(*([parent] if parent is not None else []))
             .lateral()
         )
         position = inner.c._position
@@ -516,9 +541,14 @@ class Paged(ToMany):
                 value = build_object(info)
             else:  # totalCount: every row the filters let through, on every page
                 counted = self.rows(parent, scope, key)
-                value = counted.select(func.count()).correlate(parent).scalar_subquery()
+                counting = counted.select(func.count())
+                if parent is not None:
+                    counting = counting.correlate(parent)
+                value = counting.scalar_subquery()
             pairs.append((field_selected.key, value))
-        return select(build_object(pairs)).select_from(inner).scalar_subquery()
+        # one row even when no selected key aggregates (`totalCount` alone) or no row matches
+        whole = select(build_object(pairs)).select_from(inner).group_by(literal_column("()"))
+        return whole.scalar_subquery()
 
 
 __all__ = [

@@ -19,13 +19,7 @@ untouched (`graph.strawberry_adapter.RenderingExecutionContext`).
 
 from graph.rendering.budget import RenderBudget
 from graph.rendering.compiler import build_object, iso_datetime, register, render, render_object
-from graph.rendering.planner import (
-    Plan,
-    Selected,
-    Unsupported,
-    connection_items_plan,
-    list_items_plan,
-)
+from graph.rendering.planner import Plan, Selected, Unsupported, field_selection
 from graph.strawberry_adapter import Rendered, RenderingExecutionContext
 
 __all__ = [
@@ -36,9 +30,8 @@ __all__ = [
     "Selected",
     "Unsupported",
     "build_object",
-    "connection_items_plan",
+    "field_selection",
     "iso_datetime",
-    "list_items_plan",
     "register",
     "render",
     "render_object",

@@ -29,6 +29,7 @@ from graphql import (
 from graphql.pyutils import Undefined
 from graphql.utilities import value_from_ast
 
+from graph.registry import RELATION
 from graph.strawberry_adapter import raw_info, strawberry_field
 
 # json_build_object takes at most 100 arguments: 50 keys.
@@ -203,52 +204,24 @@ class Planner:
         return is_abstract_type(condition) and self.schema.is_sub_type(condition, object_type)
 
 
-def list_items_plan(info: Any) -> Plan | None:
-    """The plan of the items of a list field (`[ThreadNode!]!`), when they can be rendered."""
+def field_selection(info: Any) -> Selected | None:
+    """The field being resolved as one selection, when PostgreSQL can render all of it (a
+    list's items with everything under them, or a whole connection) in one statement; None when
+    rendering is off or the selection has something it does not render."""
     settings = info.context.settings
     if not settings.render_in_database:
         return None
     raw = raw_info(info)
-    item_type = get_named_type(raw.return_type)
-    if not isinstance(item_type, GraphQLObjectType):
+    field = raw.parent_type.fields[raw.field_name]
+    declaration = getattr(strawberry_field(field), "metadata", None) or {}
+    relation = declaration.get(RELATION)
+    if relation is None:
         return None
     try:
-        return Planner(raw, settings).plan(item_type, list(raw.field_nodes))
+        selected = Planner(raw, settings)._selected(
+            raw.field_name, raw.field_name, field, list(raw.field_nodes)
+        )
+        relation.check(selected, settings)
     except Unsupported:
         return None
-
-
-def connection_items_plan(info: Any) -> Plan | None:
-    """The plan of a connection's items, when every selection of them can be rendered.
-
-    The items are selected under `nodes` and under `edges { node }`, possibly several times
-    (aliases); each selection must give the same plan, since one rendering serves them all.
-    """
-    settings = info.context.settings
-    if not settings.render_in_database:
-        return None
-    raw = raw_info(info)
-    connection_type = get_named_type(raw.return_type)
-    if not isinstance(connection_type, GraphQLObjectType):
-        return None
-    planner = Planner(raw, settings)
-    try:
-        item_selections: list[list[FieldNode]] = []
-        for nodes in planner.collect(connection_type, raw.field_nodes).values():
-            name = nodes[0].name.value
-            if name == "nodes":
-                item_selections.append(nodes)
-            elif name == "edges":
-                edge_type = get_named_type(connection_type.fields["edges"].type)
-                assert isinstance(edge_type, GraphQLObjectType)
-                for edge_nodes in planner.collect(edge_type, nodes).values():
-                    if edge_nodes[0].name.value == "node":
-                        item_selections.append(edge_nodes)
-        if not item_selections:
-            return None
-        item_type = get_named_type(connection_type.fields["nodes"].type)
-        assert isinstance(item_type, GraphQLObjectType)
-        plans = {planner.plan(item_type, nodes) for nodes in item_selections}
-    except Unsupported:
-        return None
-    return plans.pop() if len(plans) == 1 else None
+    return selected
