@@ -19,6 +19,7 @@ declaration and a two-line resolver; a new filter argument is one parameter of i
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
+    bindparam,
     case,
     cast,
     func,
@@ -90,6 +92,43 @@ class Rows:
         if self.source is not None:
             statement = statement.select_from(self.source)
         return statement.where(*self.where)
+
+
+class StatementCache:
+    """Built statements by what determines them (the declaration, the parents' kind, the
+    selection, the viewer and the settings), least recently used dropped past `size`.
+
+    A rendered canvas is a statement of some thousand SQL expressions: building it took longer
+    than PostgreSQL took to run it. The statement holds no row and no request, only SQL.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._statements: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+            if len(self._statements) > self.size:
+                self._statements.popitem(last=False)
+        else:
+            self._statements.move_to_end(key)
+        return statement
+
+
+STATEMENTS = StatementCache(512)
+
+
+def visible_from(scope: Scope, alias: FromClause, parent: Any) -> ColumnElement[bool]:
+    """Rows of `alias` the viewer may read, reached from a `parent` row they may read:
+    visibility is per conversation, so a row of the parent's conversation needs no other check
+    (and PostgreSQL checks the others with one hashed lookup instead of a join per row)."""
+    if "conversation_id" in alias.c and parent is not None and "conversation_id" in parent.c:
+        return or_(alias.c.conversation_id == parent.c.conversation_id, scope.visible(alias))
+    if "conversation_id" in alias.c and parent is not None and "owner_id" in parent.c:
+        return or_(alias.c.conversation_id == parent.c.id, scope.visible(alias))
+    return scope.visible(alias)
 
 
 def adapt(alias: FromClause, conditions: list[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
@@ -165,15 +204,27 @@ class Relation:
     ) -> list[Rendered]:
         """The field of every parent (rows of `kind`) as one JSON value each, one statement."""
         kind, selected = arguments
-        if kind is None:  # a root list: one value, whatever asked for it
-            (row,) = await scope.fetch(select(cast(self.render(selected, None, scope), Text)))
-            return [Rendered(row[0])] * len(parent_ids)
-        parents = KINDS[kind].table.alias()
-        statement = select(parents.c.id, cast(self.render(selected, parents, scope), Text)).where(
-            parents.c.id == func.any(literal(list(parent_ids), UUIDS))
+        statement = STATEMENTS.get(
+            (self, kind, selected, scope.viewer_id, id(scope.context.settings)),
+            lambda: self.rendered_statement(kind, selected, scope),
         )
-        found = {row[0]: Rendered(row[1]) for row in await scope.fetch(statement)}
+        if kind is None:  # a root list: one value, whatever asked for it
+            (row,) = await scope.fetch(statement)
+            return [Rendered(row[0])] * len(parent_ids)
+        found = {
+            row[0]: Rendered(row[1])
+            for row in await scope.fetch(statement, {"parent_ids": list(parent_ids)})
+        }
         return [found[parent_id] for parent_id in parent_ids]
+
+    def rendered_statement(self, kind: str | None, selected: Selected, scope: Any) -> Any:
+        """The statement of `batch_rendered`, the parents' ids a parameter (`parent_ids`)."""
+        if kind is None:
+            return select(cast(self.render(selected, None, scope), Text))
+        parents = KINDS[kind].table.alias()
+        return select(parents.c.id, cast(self.render(selected, parents, scope), Text)).where(
+            parents.c.id == func.any(bindparam("parent_ids", type_=UUIDS))
+        )
 
     async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         key = self.filter_of(arguments)
@@ -226,7 +277,9 @@ class ToOne(Relation):
 
     def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
-        return Rows(alias, [alias.c.id == parent.c[self.reference], scope.visible(alias)], [])
+        return Rows(
+            alias, [alias.c.id == parent.c[self.reference], visible_from(scope, alias, parent)], []
+        )
 
     async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         reference = getattr(root, self.reference)
@@ -258,7 +311,7 @@ class Members(Relation):
         listed = parent.c[self.column]
         return Rows(
             alias,
-            [alias.c.id == func.any(listed), scope.visible(alias)],
+            [alias.c.id == func.any(listed), visible_from(scope, alias, parent)],
             [func.array_position(listed, alias.c.id)],
         )
 
@@ -282,7 +335,7 @@ class ToMany(Relation):
     def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         table = self.kind.table
-        where = [alias.c[self.column] == parent.c.id, scope.visible(alias)]
+        where = [alias.c[self.column] == parent.c.id, visible_from(scope, alias, parent)]
         where += adapt(alias, self.conditions(table))
         if key is not None:
             where += adapt(alias, key.conditions())  # type: ignore[attr-defined]
@@ -299,7 +352,10 @@ class EitherEnd(Relation):
     def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         chosen = key.ends if key is not None else self.ends  # type: ignore[attr-defined]
-        where = [or_(*(alias.c[end] == parent.c.id for end in chosen)), scope.visible(alias)]
+        where = [
+            or_(*(alias.c[end] == parent.c.id for end in chosen)),
+            visible_from(scope, alias, parent),
+        ]
         if key is not None:
             where += adapt(alias, key.conditions())  # type: ignore[attr-defined]
         first_end_first = [alias.c[chosen[0]] != parent.c.id] if len(chosen) > 1 else []
@@ -315,7 +371,7 @@ class Containing(Relation):
     def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
         holds = alias.c[self.column].op("@>")(array([parent.c.id]))
-        return Rows(alias, [holds, scope.visible(alias)], self.kind.order(alias))
+        return Rows(alias, [holds, visible_from(scope, alias, parent)], self.kind.order(alias))
 
 
 @dataclass(eq=False)
@@ -378,7 +434,7 @@ class OneOf(Relation):
             alias = kind.table.alias()
             document = (
                 select(render_object(plans[kind.type_name], alias, scope))
-                .where(alias.c.id == parent.c[self.reference], scope.visible(alias))
+                .where(alias.c.id == parent.c[self.reference], visible_from(scope, alias, parent))
                 .scalar_subquery()
             )
             branches.append((parent.c[self.discriminator] == value, document))
@@ -436,9 +492,11 @@ class Paged(ToMany):
 
     def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
         alias = self.kind.table.alias()
-        where = [scope.visible(alias), *adapt(alias, key.conditions())]  # type: ignore[attr-defined]
+        where = [*adapt(alias, key.conditions())]  # type: ignore[attr-defined]
         if self.column:
-            where.append(alias.c[self.column] == parent.c.id)
+            where += [alias.c[self.column] == parent.c.id, visible_from(scope, alias, parent)]
+        else:
+            where.append(scope.visible(alias))
         return Rows(alias, where, [])
 
     def rows_rendered(self, selected: Selected, settings: Any) -> int:
@@ -470,6 +528,8 @@ class Paged(ToMany):
             where.append(order.after(alias, page.after))
         # the items' documents, one column per distinct selection of them
         item_plans: dict[Plan, str] = {}
+        # cursors cost a little per row: made only when selected
+        cursors = False
         for field_selected in selected.plan.fields:
             if field_selected.name == "nodes" and field_selected.plan is not None:
                 item_plans.setdefault(field_selected.plan, f"_item{len(item_plans)}")
@@ -477,14 +537,21 @@ class Paged(ToMany):
                 for edge_selected in field_selected.plan.fields:
                     if edge_selected.name == "node" and edge_selected.plan is not None:
                         item_plans.setdefault(edge_selected.plan, f"_item{len(item_plans)}")
+                    cursors = cursors or edge_selected.name == "cursor"
+            elif field_selected.name == "pageInfo" and field_selected.plan is not None:
+                cursors = cursors or any(
+                    info_selected.name in ("startCursor", "endCursor")
+                    for info_selected in field_selected.plan.fields
+                )
         ordering = order.order_by(alias)
+        cursor = order.cursor_sql(alias) if cursors else literal_column("NULL::text")
         inner = (
             select(
                 *(
                     render_object(plan, alias, scope).label(name)
                     for plan, name in item_plans.items()
                 ),
-                order.cursor_sql(alias).label("_cursor"),
+                cursor.label("_cursor"),
                 func.row_number().over(order_by=ordering).label("_position"),
             )
             .where(*where)

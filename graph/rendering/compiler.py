@@ -18,7 +18,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
 )
-from sqlalchemy import ColumnElement, FromClause, Text, case, cast, func, literal
+from sqlalchemy import ARRAY, ColumnElement, FromClause, Text, case, cast, func, literal
 
 from graph import shapes
 from graph.pagination import Connection, Edge, PageInfo
@@ -97,8 +97,9 @@ class Renderer:
             elif what == "shape":
                 column, definition = declaration
                 reading = shapes.reading_of(definition.type)
-                # to_jsonb: a jsonb column as it is, a jsonb[] one as an array
-                value = func.to_jsonb(source.c[column])
+                value = source.c[column]
+                if isinstance(value.type, ARRAY):  # jsonb[]: read as one JSON array
+                    value = func.to_jsonb(value)
                 pairs.append(
                     (selected.key, shapes.sql(reading, selected.plan, value, build_object))
                 )
