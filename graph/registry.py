@@ -92,6 +92,7 @@ KINDS: dict[str, Kind] = {
     )
 }
 BY_TYPE_NAME: dict[str, Kind] = {kind.type_name: kind for kind in KINDS.values()}
+BY_MODEL: dict[type, Kind] = {kind.model: kind for kind in KINDS.values()}
 # The field metadata key of a relation's declaration (graph/relations.py).
 RELATION = "lct_relation"
 # Columns that no GraphQL field reads and no loader fetches (the search vector is large).

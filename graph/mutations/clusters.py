@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import ClusterType, cluster_out
+from graph.mutations.bridge import ClusterType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
@@ -88,7 +88,7 @@ class ClusterMutations:
                     parent_cluster_id=parse_optional_id(input.parent_cluster_id, "parentClusterId"),
                 ),
             )
-            return ClusterPayload(cluster=cluster_out(cluster))
+            return ClusterPayload(cluster=out(cluster))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -113,7 +113,7 @@ class ClusterMutations:
                     else parse_optional_id(input.parent_cluster_id, "parentClusterId"),
                 ),
             )
-            return ClusterPayload(cluster=cluster_out(cluster))
+            return ClusterPayload(cluster=out(cluster))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -140,7 +140,7 @@ class ClusterMutations:
                     remove_node_ids=tuple(parse_ids(remove_node_ids, "removeNodeIds")),
                 ),
             )
-            return ClusterPayload(cluster=cluster_out(cluster))
+            return ClusterPayload(cluster=out(cluster))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 

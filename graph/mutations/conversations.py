@@ -18,12 +18,7 @@ from graph.errors import (
     NotFoundError,
     ValidationError,
 )
-from graph.mutations.bridge import (
-    ConversationType,
-    UtteranceType,
-    conversation_out,
-    utterance_out,
-)
+from graph.mutations.bridge import ConversationType, UtteranceType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
@@ -193,7 +188,7 @@ class ConversationMutations:
             conversation = await conversations.create_conversation(
                 session, actor, fields_from(ConversationFields, input)
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -211,7 +206,7 @@ class ConversationMutations:
                     fields=fields_from(ConversationFields, input),
                 ),
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -225,7 +220,7 @@ class ConversationMutations:
             conversation = await conversations.delete_conversation(
                 session, actor, parse_id(id, "id")
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -237,7 +232,7 @@ class ConversationMutations:
             conversation = await conversations.restore_conversation(
                 session, actor, parse_id(id, "id")
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -277,8 +272,8 @@ class ConversationMutations:
                 conversations.Conversation, parse_id(conversation_id, "conversationId")
             )
             return AppendUtterancesPayload(
-                conversation=conversation_out(conversation),
-                utterances=[utterance_out(row) for row in inserted],
+                conversation=out(conversation),
+                utterances=[out(row) for row in inserted],
                 skipped_sequence_numbers=skipped,
             )
 
@@ -305,7 +300,7 @@ class ConversationMutations:
                     fields=fields_from(UtteranceFields, input),
                 ),
             )
-            return UtterancePayload(utterance=utterance_out(utterance))
+            return UtterancePayload(utterance=out(utterance))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -323,7 +318,7 @@ class ConversationMutations:
                 session, actor, document, preserve_ids=preserve_ids
             )
             return ImportConversationPayload(
-                conversation=conversation_out(conversation),
+                conversation=out(conversation),
                 id_map=mapping,  # type: ignore[arg-type]
             )
 

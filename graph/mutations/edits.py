@@ -8,7 +8,7 @@ import strawberry
 
 from graph.enums import TargetType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
+from graph.mutations.bridge import ApiCallType, EditType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
@@ -84,7 +84,7 @@ class EditsQuery:
                 target_type=None if target_type is None else target_type.value,
                 first=first,
             )
-            return EditsPage(edits=[edit_out(row) for row in rows])
+            return EditsPage(edits=[out(row) for row in rows])
 
         return await run_mutation(info, action, anonymous=True)
 
@@ -102,9 +102,7 @@ class EditMutations:
     ) -> TrainingExportResult:
         async def action(session, actor):
             rows = await edits.export_for_training(session, actor, dataset_id, limit)
-            return TrainingExportPayload(
-                dataset_id=dataset_id, edits=[edit_out(row) for row in rows]
-            )
+            return TrainingExportPayload(dataset_id=dataset_id, edits=[out(row) for row in rows])
 
         return await run_mutation(info, action)
 
@@ -118,6 +116,6 @@ class EditMutations:
                 conversation_id=parse_optional_id(input.conversation_id, "conversationId"),
             )
             call = await api_calls.record_api_call(session, actor, command)
-            return ApiCallPayload(api_call=api_call_out(call))
+            return ApiCallPayload(api_call=out(call))
 
         return await run_mutation(info, action)

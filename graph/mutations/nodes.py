@@ -9,7 +9,7 @@ import strawberry
 
 from graph.enums import DialogueType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import NodeType, node_out
+from graph.mutations.bridge import NodeType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
@@ -214,7 +214,7 @@ class NodeMutations:
                     successor_id=parse_optional_id(input.successor_id, "successorId"),
                 ),
             )
-            return NodePayload(node=node_out(node))
+            return NodePayload(node=out(node))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -239,7 +239,7 @@ class NodeMutations:
                     else parse_optional_id(input.parent_id, "parentId"),
                 ),
             )
-            return NodePayload(node=node_out(node))
+            return NodePayload(node=out(node))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -276,7 +276,7 @@ class NodeMutations:
                 for index, move in enumerate(moves)
             ]
             moved = await nodes.move_nodes(session, actor, parsed)
-            return NodesPayload(nodes=[node_out(node) for node in moved])
+            return NodesPayload(nodes=[out(node) for node in moved])
 
         return await run_mutation(info, action, comment=comment)
 
@@ -303,7 +303,7 @@ class NodeMutations:
                     expected_updated_at=_or_none(input.expected_updated_at),
                 ),
             )
-            return NodePayload(node=node_out(node))
+            return NodePayload(node=out(node))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -332,6 +332,6 @@ class NodeMutations:
                     expected_updated_at=_or_none(input.expected_updated_at),
                 ),
             )
-            return SplitNodePayload(node=node_out(original), new_node=node_out(created))
+            return SplitNodePayload(node=out(original), new_node=out(created))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)

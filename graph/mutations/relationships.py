@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import RelationshipType, relationship_out
+from graph.mutations.bridge import RelationshipType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
@@ -85,7 +85,7 @@ class RelationshipMutations:
                     fields=fields_from(RelationshipFields, input),
                 ),
             )
-            return RelationshipPayload(relationship=relationship_out(relationship))
+            return RelationshipPayload(relationship=out(relationship))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -107,7 +107,7 @@ class RelationshipMutations:
                     fields=fields_from(RelationshipFields, input),
                 ),
             )
-            return RelationshipPayload(relationship=relationship_out(relationship))
+            return RelationshipPayload(relationship=out(relationship))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
