@@ -3,17 +3,19 @@
 A relation says which rows of which kind a field of a parent row reaches, in which order, with
 which argument filters. Everything else is derived from that one declaration:
 
-- the resolver's body, `resolve(root, info, **arguments)`: a per-request loader that fetches the
-  relation for a whole batch of parents in one statement (`unnest` of the parents' ids joined
-  `LATERAL` to the rows each one reaches, in order), so a query costs one statement per field
-  and argument set however many parents it has;
-- `render(selected, parent, scope)`: the same rows as a correlated subquery that renders them as
-  JSON inside the parent's statement (graph/rendering), so a list of parents with this field
-  selected is one statement;
+- `render(selected, parent, scope)`: the rows as a correlated subquery that renders them as JSON
+  inside the parent's statement (graph/rendering), so a list of parents with this field selected
+  is one statement;
+- the resolver's body, `resolve(root, info, **arguments)`: when PostgreSQL can render all that
+  is selected under the field, the whole field for a batch of parents in one statement
+  (`batch_rendered`, built from `render`), one JSON value per parent; otherwise (or with
+  `LCT_RENDER_IN_DATABASE=false`) a per-request loader that fetches the rows for a batch of
+  parents in one statement (`batch`: `unnest` of the parents' ids joined `LATERAL` to the rows
+  each one reaches), for the resolvers below to build field by field;
 - `metadata`: the field's weight in the query-cost limit (graph/limits, `ESTIMATED_SIZE`).
 
-Both paths build their SQL from the same `rows(parent_id, scope, key)`: the target rows, their
-order and the conditions that match them to a parent, visibility included. A new traversal is one
+Every path builds its SQL from the same `rows(parent, scope, key)`: the target rows, their order
+and the conditions that match them to a parent, visibility included. A new traversal is one
 declaration and a two-line resolver; a new filter argument is one parameter of its `key`.
 """
 
