@@ -31,7 +31,8 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import URL
 
-from bench.run import GraphQLProcess, _free_port, _percentile
+from bench.load import percentile
+from bench.server import GraphQLProcess, free_port
 from db.settings import PROJECT_ROOT
 
 PEER_DIRECTORY = PROJECT_ROOT / "bench" / "postgraphile"
@@ -240,7 +241,7 @@ async def measure_peers(
             server = start_ours(url) if server_kind == "ours" else None
             peer = None
             if server_kind == "peer":
-                peer = PostGraphile(node, cli, url, _free_port())
+                peer = PostGraphile(node, cli, url, free_port())
             try:
                 running: Any = server if server is not None else peer
                 await running.ready()
@@ -263,7 +264,7 @@ async def measure_peers(
                     )
                     figures.update(
                         p50_ms=round(statistics.median(latencies) * 1000, 3),
-                        p99_ms=round(_percentile(latencies, 0.99) * 1000, 3),
+                        p99_ms=round(percentile(latencies, 0.99) * 1000, 3),
                         requests=len(latencies),
                         errors=errors + throughput_errors,
                         c8_per_s=throughput,
