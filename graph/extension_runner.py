@@ -6,9 +6,10 @@ asks every extension whether it defines the hook, wraps each one found in a fres
 enters them through an `ExitStack`: on `{ __typename }` that was a fifth of the request's Python
 function calls. Which hooks a class defines does not change, so `LeanExtensionsRunner` looks that
 up once per class and drives the hooks' generators itself, with the same semantics: entered in the
-order of the extensions, left in reverse, an exception thrown into each one still running, a hook
-may swallow it. A hook that is not a generator (strawberry also accepts plain and async
-functions) sends its stage back to strawberry's own context manager.
+order of the extensions, left in reverse, an exception thrown into each one still running
+(tests/test_extension_runner.py compares the two runners). A hook that is not a generator
+(strawberry also accepts plain and async functions) sends its stage back to strawberry's own
+context manager.
 
 Written against strawberry-graphql 0.341.2 (`SchemaExtensionsRunner`, `Schema.
 create_extensions_runner`), the version pyproject.toml pins.
@@ -141,12 +142,12 @@ async def _leave_async(
 
 
 def _outcome(original: BaseException | None, pending: BaseException | None) -> bool:
-    """As `ExitStack.__exit__`: True when a hook swallowed the exception; a new one is raised."""
-    if pending is None:
-        return original is not None
-    if pending is original:
-        return False
-    raise pending
+    """As strawberry's context managers: an exception a hook raised instead is raised; the
+    original one goes on, even when a hook swallowed it (that hides it from the hooks left after
+    that one only)."""
+    if pending is not None and pending is not original:
+        raise pending
+    return False
 
 
 class LeanExtensionsRunner(SchemaExtensionsRunner):
