@@ -150,16 +150,33 @@ def _outcome(original: BaseException | None, pending: BaseException | None) -> b
     return False
 
 
+# (the extensions' classes, stage) -> (index of the extension, hook, is async) for each hook;
+# None when one of them is not a generator
+_stage_plans: dict[tuple[tuple[type, ...], str], list[tuple[int, Any, bool]] | None] = {}
+
+
+def _stage_plan(kinds: tuple[type, ...], stage: str) -> list[tuple[int, Any, bool]] | None:
+    key = (kinds, stage)
+    if key not in _stage_plans:
+        hooks: list[tuple[int, Any, bool]] | None = []
+        for index, kind in enumerate(kinds):
+            plan = _plan(kind, stage)
+            if not plan.supported:
+                hooks = None
+                break
+            if plan.function is not None and hooks is not None:
+                hooks.append((index, plan.function, plan.is_async))
+        _stage_plans[key] = hooks
+    return _stage_plans[key]
+
+
 class LeanExtensionsRunner(SchemaExtensionsRunner):
     def _stage(self, stage: str, default: Callable[[], Any]) -> Any:
-        hooks = []
-        for extension in self.extensions:
-            plan = _plan(type(extension), stage)
-            if not plan.supported:
-                return default()
-            if plan.function is not None:
-                hooks.append((extension, plan.function, plan.is_async))
-        return StageHooks(hooks)
+        extensions = self.extensions
+        hooks = _stage_plan(tuple(type(extension) for extension in extensions), stage)
+        if hooks is None:
+            return default()
+        return StageHooks([(extensions[index], hook, is_async) for index, hook, is_async in hooks])
 
     def operation(self) -> Any:
         return self._stage("on_operation", super().operation)

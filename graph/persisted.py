@@ -361,7 +361,9 @@ class PersistedDocumentsView:
     persisted: PersistedDocuments
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        if "documentId" in request.query_params or "extensions" in request.query_params:
+        if request.method == "GET" and (
+            "documentId" in request.query_params or "extensions" in request.query_params
+        ):
             return False
         return bool(super().should_render_graphql_ide(request))  # type: ignore[misc]
 
