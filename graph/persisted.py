@@ -24,7 +24,7 @@ into its headers). A header naming GraphiQL could be sent by anyone, so it grant
 A known document is parsed once, on its first use, and its parse reused; once it has passed
 validation (standard rules and `graph.limits`) with some values of the variables the limits read
 (page sizes), later requests with the same values skip validation (`PersistedDocumentExtension`).
-A document sent as text gets the same: the text is the key of a second LRU of the same budget
+A document sent as text gets the same: the text is the key of a second, smaller LRU
 (`PersistedDocuments.texts`), since most traffic repeats a handful of documents and parsing and
 validating one cost more than executing a small query. Only the hash forms are persisted: a text
 is never run by a hash, and a GET of one is not made cacheable.
@@ -71,6 +71,9 @@ BAD_REQUEST = "BAD_REQUEST"
 MEASURED_ARGUMENTS = frozenset((*PAGE_ARGUMENTS, "ids"))
 # Page sizes remembered per document as passing validation and limits; beyond, none are added.
 MAX_REMEMBERED_SIZES = 64
+# Room for the text of documents sent as text: a parse takes some 80 times its text's size, and
+# anybody can send new texts, so this LRU is kept small (some 20 MB of parses at most).
+TEXT_DOCUMENTS_BYTES = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -236,7 +239,10 @@ class PersistedDocuments:
             settings.max_query_bytes,
         )
         # documents sent as text, keyed by the text itself
-        self.texts = Registered(settings.persisted_queries_cache_bytes, settings.max_query_bytes)
+        self.texts = Registered(
+            min(TEXT_DOCUMENTS_BYTES, settings.persisted_queries_cache_bytes),
+            settings.max_query_bytes,
+        )
 
     def find(self, digest: str) -> Document | None:
         return self.manifest.get(digest) or self.registered.get(digest)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -127,19 +128,21 @@ def unstorable_literals(document: DocumentNode) -> Iterator[tuple[str, str]]:
 class LiteralProblems:
     """`unstorable_literals` remembered per document object: the parse of a repeated document is
     reused (graph/persisted.py), and walking it costs more than a small query's execution. Keyed
-    by identity, holding the document so that its id is not reused; bounded."""
+    by identity through a weak reference, so that it keeps no document alive; bounded."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._found: OrderedDict[int, tuple[DocumentNode, list[tuple[str, str]]]] = OrderedDict()
+        self._found: OrderedDict[int, tuple[weakref.ref[DocumentNode], list[tuple[str, str]]]] = (
+            OrderedDict()
+        )
 
     def of(self, document: DocumentNode) -> list[tuple[str, str]]:
         known = self._found.get(id(document))
-        if known is not None and known[0] is document:
+        if known is not None and known[0]() is document:
             self._found.move_to_end(id(document))
             return known[1]
         found = list(unstorable_literals(document))
-        self._found[id(document)] = (document, found)
+        self._found[id(document)] = (weakref.ref(document), found)
         if len(self._found) > self.size:
             self._found.popitem(last=False)
         return found
