@@ -142,7 +142,12 @@ class PersistedDocumentError(HTTPException):
 
 
 def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_utf8(text)).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    """The text's UTF-8; a lone surrogate (JSON can carry one) cannot fail the encoding."""
+    return text.encode(errors="surrogatepass")
 
 
 def _hex_of(document_id: Any) -> str | None:
@@ -207,7 +212,7 @@ class Registered:
 
     def add(self, digest: str, query: str, *, persisted: bool = True) -> Document:
         document = Document(hash=digest, query=query, trusted=False, persisted=persisted)
-        size = len(query.encode())
+        size = len(_utf8(query))
         if size > self.max_document or size > self.budget:
             return document  # runs (or is refused for its size) without being kept
         if digest in self._documents:
@@ -216,7 +221,7 @@ class Registered:
         self.used += size
         while self.used > self.budget:
             _, evicted = self._documents.popitem(last=False)
-            self.used -= len(evicted.query.encode())
+            self.used -= len(_utf8(evicted.query))
         return document
 
 

@@ -102,3 +102,16 @@ async def test_a_text_document_passing_once_does_not_pass_its_limits_later(
         assert broken.get("data") is None and broken["errors"][0]["message"].startswith(
             "Syntax Error"
         ), broken
+
+
+async def test_a_text_document_with_a_lone_surrogate_is_refused_cleanly(
+    proxied_server: Any,
+) -> None:
+    client, _, _, _ = proxied_server
+    response = await client.post(
+        "/graphql",
+        content=b'{"query": "{ __typename conversation(id: \\"\\udc05\\") { id } }"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code < 500, response.text
+    assert response.json()["errors"], response.text
