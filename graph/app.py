@@ -65,7 +65,7 @@ class Database:
 
 
 class GraphQLView(SecureGraphQL):
-    """Builds the per-request `Context` and closes its session when the response is done."""
+    """Builds the per-request `Context` and gives back its connection when the response is done."""
 
     def __init__(
         self, schema: Any, settings: Settings, database: Database, observability: Observability

@@ -1,11 +1,11 @@
-"""The per-request context: who is asking, one database session, and the request's loaders.
+"""The per-request context: who is asking, one database connection, and the request's loaders.
 
 Strawberry resolves sibling fields concurrently, and dataloaders of different kinds dispatch in the
-same event-loop tick, but an `AsyncSession` (one asyncpg connection) can run only one statement at
-a time. Every read therefore goes through `Context.fetch`, which holds `lock` around the statement
-and the fetching of its rows, so the connection is never used by two coroutines at once. Reads are
-Core statements, so they run on a connection of the session factory's engine rather than through
-an ORM session, whose bookkeeping added a hundred Python calls to every request. The connection is
+same event-loop tick, but one asyncpg connection can run only one statement at a time. Every read
+therefore goes through `Context.fetch`, which holds `lock` around the statement and the fetching
+of its rows, so the connection is never used by two coroutines at once. Reads are Core
+statements, so they run on a connection of the session factory's engine rather than through an
+ORM session, whose bookkeeping added a hundred Python calls to every request. The connection is
 taken on the first statement (a GraphiQL page load takes none) and given back when the response
 is done (`graph.app.GraphQLView.run`).
 
