@@ -44,6 +44,7 @@ def visible_to(viewer_id: str | None, *, include_deleted: bool = False) -> Colum
     return and_(readable, live)
 
 
+@functools.lru_cache(maxsize=1024)  # as `visible_to`
 def visible_conversation_ids(
     viewer_id: str | None, *, include_deleted: bool = False
 ) -> Select[uuid.UUID]:
