@@ -31,6 +31,7 @@ from graph import heartbeat
 from graph.auth import Authenticator
 from graph.canvas import canvas_route
 from graph.context import Context
+from graph.extension_runner import run_extensions_lean
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
 from graph.live_canvas import canvas_routes
@@ -64,7 +65,7 @@ class Database:
 
 
 class GraphQLView(SecureGraphQL):
-    """Builds the per-request `Context` and closes its session when the response is done."""
+    """Builds the per-request `Context` and gives back its connection when the response is done."""
 
     def __init__(
         self, schema: Any, settings: Settings, database: Database, observability: Observability
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     schema = create_schema(extensions_for(settings, observability))
+    run_extensions_lean(schema)
     view = GraphQLView(schema, settings, database, observability)
     live = LiveEndpoints(settings, Authenticator(settings), view.schema)  # subscriptions
 

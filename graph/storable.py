@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -121,6 +123,32 @@ def unstorable_literals(document: DocumentNode) -> Iterator[tuple[str, str]]:
         yield from walk(definition, "", "")
 
 
+class LiteralProblems:
+    """`unstorable_literals` remembered per document object: the parse of a repeated document is
+    reused (graph/persisted.py), and walking it costs more than a small query's execution. Keyed
+    by identity through a weak reference, so that it keeps no document alive; bounded."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._found: OrderedDict[int, tuple[weakref.ref[DocumentNode], list[tuple[str, str]]]] = (
+            OrderedDict()
+        )
+
+    def of(self, document: DocumentNode) -> list[tuple[str, str]]:
+        known = self._found.get(id(document))
+        if known is not None and known[0]() is document:
+            self._found.move_to_end(id(document))
+            return known[1]
+        found = list(unstorable_literals(document))
+        self._found[id(document)] = (weakref.ref(document), found)
+        if len(self._found) > self.size:
+            self._found.popitem(last=False)
+        return found
+
+
+LITERAL_PROBLEMS = LiteralProblems()
+
+
 def _needs_walk(variables: dict[str, Any]) -> tuple[bool, bool]:
     """(walk, off the loop): orjson's C encoder tells a clean large payload apart quickly."""
     try:
@@ -174,7 +202,7 @@ class RefuseUnstorableInput(SchemaExtension):
             return
         found: list[tuple[str, str]] = []
         if context.graphql_document is not None:
-            found.extend(unstorable_literals(context.graphql_document))
+            found.extend(LITERAL_PROBLEMS.of(context.graphql_document))
         variables = context.variables or {}
         if variables and len(found) < MAX_REPORTED:
             walk, off_loop = _needs_walk(variables)
