@@ -16,7 +16,16 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, DateTime, FromClause, func, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    FromClause,
+    bindparam,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from strawberry.dataloader import DataLoader
@@ -24,7 +33,7 @@ from strawberry.dataloader import DataLoader
 from graph.pagination import ListArgs, Page, fetch_counts, fetch_pages
 from graph.permissions import visible_conversation_ids, visible_to
 from graph.registry import KINDS, UNREAD_COLUMNS, columns
-from graph.relations import UUIDS, Paged, Relation
+from graph.relations import STATEMENTS, UUIDS, Paged, Relation
 from graph.relay import from_row
 
 if TYPE_CHECKING:
@@ -219,10 +228,14 @@ class Loaders:
         table = KINDS[kind].table
         make = KINDS[kind].graphql_type
 
-        async def load(keys: list[RowId]) -> list[Any]:
-            rows = await self.fetch(
-                select(*columns(table)).where(any_key(table.c.id, keys), self.visible(table))
+        def build() -> Any:
+            return select(*columns(table)).where(
+                table.c.id == func.any(bindparam("ids", type_=UUIDS)), self.visible(table)
             )
+
+        async def load(keys: list[RowId]) -> list[Any]:
+            statement = STATEMENTS.get(("by_id", kind, self.viewer_id), build)
+            rows = await self.fetch(statement, {"ids": list(keys)})
             found: dict[Any, Any] = {row.id: from_row(make, row) for row in rows}
             return [found.get(key) for key in keys]
 
@@ -234,7 +247,15 @@ class Loaders:
         Each branch returns its rows as JSON (`to_jsonb`), converted back to Python values
         column by column, so that objects of any mix of types cost one statement.
         """
-        parameter = literal(list(keys), UUIDS)
+        statement = STATEMENTS.get(("object_by_id", self.viewer_id), self._objects_by_id)
+        found = {
+            row.id: from_json(row.kind, row.row)
+            for row in await self.fetch(statement, {"ids": list(keys)})
+        }
+        return [found.get(key) for key in keys]
+
+    def _objects_by_id(self) -> Any:
+        parameter = bindparam("ids", type_=UUIDS)
         branches = []
         for name, kind in KINDS.items():
             table = kind.table
@@ -246,10 +267,7 @@ class Loaders:
                     table.c.id == func.any(parameter), self.visible(table)
                 )
             )
-        found = {
-            row.id: from_json(row.kind, row.row) for row in await self.fetch(union_all(*branches))
-        }
-        return [found.get(key) for key in keys]
+        return union_all(*branches)
 
     # -- connections ------------------------------------------------------------------------
 
