@@ -31,7 +31,6 @@ from graph import heartbeat
 from graph.auth import Authenticator
 from graph.canvas import canvas_route
 from graph.context import Context
-from graph.extension_runner import run_extensions_lean
 from graph.graphiql import assets_mount
 from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
 from graph.live_canvas import canvas_routes
@@ -40,6 +39,7 @@ from graph.masking import unavailable_for_retry
 from graph.observability import Observability, RequestMiddleware, current_count
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
+from graph.strawberry_adapter import run_extensions_lean
 
 logger = logging.getLogger("lct.app")
 

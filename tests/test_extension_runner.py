@@ -1,4 +1,5 @@
-"""graph/extension_runner.py runs the schema extensions' hooks as strawberry's own runner does:
+"""The lean runner of graph/strawberry_adapter.py runs the schema extensions' hooks as
+strawberry's own runner does:
 the same order, the same exceptions thrown into the hooks still running, the same outcome."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from graph.extension_runner import run_extensions_lean
+from graph.strawberry_adapter import run_extensions_lean
 
 
 @strawberry.type
