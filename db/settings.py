@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(
         default=256, ge=1, description="Messages queued per connection before it is closed."
     )
+    live_websocket_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on WebSockets: a zlib stream each way per"
+        " connection costs some 40 KB of memory per idle subscriber, and CPU for every message.",
+    )
 
     @field_validator("jwt_algorithms", "cors_origins", mode="before")
     @classmethod

@@ -355,7 +355,8 @@ class Subscriber:
     def __post_init__(self) -> None:
         self.group_key = (
             self.query,
-            orjson.dumps(self.variables, option=orjson.OPT_SORT_KEYS),
+            # as text: orjson's bytes keep a 4 KB buffer each, for as long as the subscriber
+            orjson.dumps(self.variables, option=orjson.OPT_SORT_KEYS).decode(),
             self.operation_name,
             self.viewer_id,
         )
