@@ -2,17 +2,18 @@
 
 `apiCallStats` is one statement: the visible calls (those of conversations the viewer may read;
 a call with no conversation belongs to nobody the API knows and is counted for nobody), grouped
-by `GROUPING SETS ((keys...), ())` so that the grand totals come from the same pass, `HAVING` on
-the groups alone, a window function numbering the groups in the requested order (every key
-appended, so the order is total) and counting them; the page is a range of those numbers.
+by `GROUPING SETS ((keys...), ())` so that the grand totals come from the same pass (by the keys
+alone when the totals are not read), `HAVING` on the groups alone, a window function numbering
+the groups in the requested order (every key appended, so the order is total) and counting them;
+the page is a range of those numbers.
 
 Money is summed exactly: each double-precision cost is counted as a whole number of picodollars
 (10^-12; a cost of a million dollars or more, as its 15-digit decimal), and the integers are
 added, so sums are exact to the cent however many rows they add. Converting a double to an integer
-costs a fraction of converting it to `numeric`, which is what adding a million rows mostly did. Latency percentiles come from
-one ordered-set aggregate per group (`percentile_cont` or `percentile_disc` over an array of
-fractions, so one sort serves p50, p95 and p99); NULL latencies are left out of every latency
-figure and counted in `latency.count` by their absence.
+costs a fraction of converting it to `numeric`, which is what adding a million rows mostly did.
+Latency percentiles come from one ordered-set aggregate per group (`percentile_cont` or
+`percentile_disc` over an array of fractions, so one sort serves p50, p95 and p99); NULL latencies
+are left out of every latency figure and counted in `latency.count` by their absence.
 """
 
 from __future__ import annotations
