@@ -31,12 +31,14 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    DateTime,
     Float,
     Integer,
     Numeric,
     Select,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -44,6 +46,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     tuple_,
     type_coerce,
@@ -197,6 +200,18 @@ def stats_statement(
     ):
         if values is not None:
             conditions.append(calls_table[column].in_(values))
+    source: Any = ApiCall.__table__
+    bucket: Any = None
+    if "bucket" in request.keys:
+        buckets = bucket_ranges(request)
+        source = source.join(
+            buckets,
+            and_(
+                calls_table.started_at >= buckets.c.starts,
+                calls_table.started_at < buckets.c.ends,
+            ),
+        )
+        bucket = buckets.c.value
     key_columns: dict[str, Any] = {
         "provider": calls_table.provider,
         "model": calls_table.model,
@@ -204,9 +219,7 @@ def stats_statement(
         "endpoint": calls_table.endpoint,
         "status": calls_table.status,
         "conversation": calls_table.conversation_id,
-        "bucket": func.date_trunc(
-            literal(request.bucket, Text), calls_table.started_at, literal(request.time_zone, Text)
-        ),
+        "bucket": bucket,
     }
     calls = (
         select(
@@ -215,6 +228,7 @@ def stats_statement(
             *(calls_table[column] for column in COSTS),
             calls_table.latency_ms,
         )
+        .select_from(source)
         .where(*conditions)
         .subquery("calls")
     )
@@ -274,6 +288,77 @@ def stats_statement(
             )
         )
         .order_by(grouped.c.is_total, grouped.c.position)
+    )
+
+
+BUCKET_RANGES = """
+WITH RECURSIVE probe AS (
+    SELECT probe.at
+    FROM generate_series(
+            date_trunc(:unit, coalesce(:lower, (SELECT min(started_at) FROM api_calls_log))
+                              AT TIME ZONE :zone) - CAST(:step AS interval),
+            coalesce(:upper, (SELECT max(started_at) FROM api_calls_log)) AT TIME ZONE :zone
+                + CAST(:step AS interval),
+            CAST(:step AS interval)) AS local(at),
+         LATERAL (VALUES (local.at AT TIME ZONE :zone),
+                         ((local.at AT TIME ZONE :zone) - interval '1 microsecond')) AS probe(at)
+), bucket AS (
+    SELECT date_trunc(:unit, probe.at, :zone) AS value, max(probe.at) AS probe
+    FROM probe GROUP BY 1
+), ordered AS (
+    SELECT value, probe, lag(probe) OVER (ORDER BY value) AS previous_probe FROM bucket
+), search(value, low, high) AS (
+    SELECT value, previous_probe, probe FROM ordered
+    WHERE previous_probe IS NOT NULL
+      AND NOT (date_trunc(:unit, value, :zone) = value
+               AND date_trunc(:unit, value - interval '1 microsecond', :zone) < value)
+    UNION ALL
+    SELECT value,
+           CASE WHEN date_trunc(:unit, middle, :zone) >= value THEN low ELSE middle END,
+           CASE WHEN date_trunc(:unit, middle, :zone) >= value THEN middle ELSE high END
+    FROM search,
+         LATERAL (SELECT low + (extract(epoch FROM high - low) * 1000000 / 2)::bigint
+                               * interval '1 microsecond' AS middle) AS halved
+    WHERE high - low > interval '1 microsecond'
+), starting AS (
+    SELECT value,
+           CASE WHEN previous_probe IS NULL THEN '-infinity'::timestamptz
+                ELSE coalesce((SELECT min(high) FROM search WHERE search.value = ordered.value),
+                              value)
+           END AS starts
+    FROM ordered
+)
+SELECT value, starts, coalesce(lead(starts) OVER (ORDER BY value), 'infinity') AS ends
+FROM starting
+"""
+
+
+def bucket_ranges(request: StatsRequest) -> Any:
+    """The request's time buckets as ranges of instants: `value` is `date_trunc(bucket,
+    started_at, zone)` for exactly the calls with `starts <= started_at < ends`.
+
+    A call then finds its bucket through the time index (a range scan per bucket) instead of a
+    time-zone conversion per row. The values come from `date_trunc` itself, applied to the
+    instants of every local bucket start in the range and to the microsecond before each (so
+    that both sides of an hour repeated by a fall-back are found); a bucket starts at its own
+    value unless `date_trunc` says otherwise, and then its first microsecond is found by
+    bisection. `date_trunc` never decreases as time passes, which is all this relies on."""
+    unit = request.bucket
+    return (
+        text(BUCKET_RANGES)
+        .bindparams(
+            bindparam("unit", unit, type_=Text),
+            bindparam("zone", request.time_zone, type_=Text),
+            bindparam("step", f"1 {unit}", type_=Text),
+            bindparam("lower", request.started_after, type_=DateTime(timezone=True)),
+            bindparam("upper", request.started_before, type_=DateTime(timezone=True)),
+        )
+        .columns(
+            value=DateTime(timezone=True),
+            starts=DateTime(timezone=True),
+            ends=DateTime(timezone=True),
+        )
+        .subquery("buckets")
     )
 
 
