@@ -292,14 +292,19 @@ def stats_statement(
 
 
 BUCKET_RANGES = """
-WITH RECURSIVE probe AS (
+WITH RECURSIVE extent AS (
+    -- the requested range, within the calls' (so a wide range costs no more than the data)
+    SELECT greatest(:lower, earliest.at) AS lower, least(:upper, latest.at) AS upper
+    FROM (SELECT min(started_at) AS at FROM api_calls_log) AS earliest,
+         (SELECT max(started_at) AS at FROM api_calls_log) AS latest
+    WHERE earliest.at IS NOT NULL
+), probe AS (
     SELECT probe.at
-    FROM generate_series(
-            date_trunc(:unit, coalesce(:lower, (SELECT min(started_at) FROM api_calls_log))
-                              AT TIME ZONE :zone) - CAST(:step AS interval),
-            coalesce(:upper, (SELECT max(started_at) FROM api_calls_log)) AT TIME ZONE :zone
-                + CAST(:step AS interval),
-            CAST(:step AS interval)) AS local(at),
+    FROM extent,
+         generate_series(date_trunc(:unit, extent.lower AT TIME ZONE :zone)
+                             - CAST(:step AS interval),
+                         extent.upper AT TIME ZONE :zone + CAST(:step AS interval),
+                         CAST(:step AS interval)) AS local(at),
          LATERAL (VALUES (local.at AT TIME ZONE :zone),
                          ((local.at AT TIME ZONE :zone) - interval '1 microsecond')) AS probe(at)
 ), bucket AS (

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.search.conftest import Corpus
+from tests.search.conftest import VIEWER, Corpus
 
 STATS = """
 query($groupBy: [ApiCallGroupKey!], $bucket: TimeBucket! = DAY, $timeZone: String! = "UTC",
@@ -321,3 +321,33 @@ async def test_money_is_exact_at_every_magnitude(graphql, corpus_db):
             "DELETE FROM api_calls_log WHERE conversation_id = $1", conversation
         )
         await corpus_db.execute("DELETE FROM conversations WHERE id = $1", conversation)
+
+
+BUCKETS = """
+query($unit: TimeBucket!, $zone: String!) {
+  apiCallStats(groupBy: [BUCKET], bucket: $unit, timeZone: $zone, first: 1000) {
+    nodes { bucket aggregate { count } } } }"""
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Europe/London", "Asia/Kathmandu", "UTC"])
+@pytest.mark.parametrize("unit", ["HOUR", "DAY", "WEEK", "MONTH"])
+async def test_buckets_are_date_trunc_buckets(graphql, corpus, corpus_db, zone, unit):
+    """Calls find their bucket by a range join (graph/analytics_sql.py's `bucket_ranges`); the
+    buckets and their counts are exactly `date_trunc`'s, across both 2026 changes in Europe."""
+    want = await corpus_db.fetch(
+        "SELECT date_trunc($1, started_at, $2) AS bucket, count(*) FROM api_calls_log"
+        " WHERE conversation_id IN (SELECT id FROM conversations WHERE owner_id = $3)"
+        " GROUP BY 1 ORDER BY 1",
+        unit.lower(),
+        zone,
+        VIEWER,
+    )
+    reply = await graphql(BUCKETS, unit=unit, zone=zone)
+    assert not reply.errors, reply.errors
+    got = [
+        (datetime.fromisoformat(node["bucket"]), node["aggregate"]["count"])
+        for node in reply.data["apiCallStats"]["nodes"]
+    ]
+    assert got == [(row["bucket"], row["count"]) for row in want]
+    if unit == "HOUR" and zone == "Europe/Berlin":
+        assert len(got) > 50, "the corpus should cross hours on both sides of each change"
