@@ -351,3 +351,26 @@ async def test_buckets_are_date_trunc_buckets(graphql, corpus, corpus_db, zone, 
     assert got == [(row["bucket"], row["count"]) for row in want]
     if unit == "HOUR" and zone == "Europe/Berlin":
         assert len(got) > 50, "the corpus should cross hours on both sides of each change"
+
+
+async def test_buckets_of_empty_and_far_ranges(graphql, corpus):
+    """A range before, after or around every call, or upside down: no bucket, no error, and a
+    range from year 1 is clamped to the calls' own extent (it answers like no range at all)."""
+    for window in (
+        {"startedAfter": "0001-01-01T00:00:00Z", "startedBefore": "0002-01-01T00:00:00Z"},
+        {"startedAfter": "9000-01-01T00:00:00Z"},
+        {"startedAfter": "2026-06-01T00:00:00Z", "startedBefore": "2026-01-01T00:00:00Z"},
+    ):
+        groups, totals, count = await fetch_all(
+            graphql, 10, groupBy=["BUCKET"], bucket="HOUR", filter=window
+        )
+        assert (groups, count, totals["count"]) == ([], 0, 0), window
+    everything = await fetch_all(graphql, 1000, groupBy=["BUCKET"], bucket="HOUR")
+    wide = await fetch_all(
+        graphql,
+        1000,
+        groupBy=["BUCKET"],
+        bucket="HOUR",
+        filter={"startedAfter": "0001-01-01T00:00:00Z", "startedBefore": "9999-01-01T00:00:00Z"},
+    )
+    assert wide == everything and everything[2] > 50
