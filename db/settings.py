@@ -16,11 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from db.errors import ConfigurationError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ConfigurationError(Exception):
-    """A setting that cannot work; the message is one line meant for a person."""
 
 
 class Settings(BaseSettings):

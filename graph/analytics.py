@@ -34,7 +34,7 @@ from graph.analytics_sql import (
 )
 from graph.context import Context
 from graph.conversations import Conversation, conversation_id_of
-from graph.pagination import Connection, Direction, Ordering, Page, PageInfo, user_error
+from graph.pagination import Connection, Direction, Page, PageInfo, user_error
 
 Info = strawberry.Info[Context, None]
 
@@ -233,13 +233,6 @@ class ApiCallGroup:
 )
 class ApiCallStatsConnection(Connection[ApiCallGroup]):
     totals: ApiCallAggregate
-
-
-class OffsetPage(Page):
-    offset: int = 0
-
-    def cursor(self, index: int) -> str:
-        return encode_offset(self.offset + index + 1)
 
 
 def _aggregate(values: dict[str, Any]) -> ApiCallAggregate:
@@ -551,13 +544,11 @@ class AnalyticsQuery:
             stats_statement(request, info.context.viewer_id, size, offset)
         )
         result = stats_from_rows(list(rows), request, size, offset)
-        page = OffsetPage(
+        page = Page(
             items=[_group(values) for values in result.groups],
-            keys=[],
-            order=Ordering("position", int, False),
+            cursors=[encode_offset(offset + index + 1) for index in range(len(result.groups))],
             has_next_page=result.has_next_page,
         )
-        page.offset = offset
         count = result.group_count
 
         async def total() -> int:
