@@ -367,7 +367,25 @@ class ApiCall(Base):
         Index("idx_api_calls_cost", "total_cost"),
         Index("idx_api_calls_feature", "feature"),
         Index("idx_api_calls_provider_model", "provider", "model"),
-        Index("idx_api_calls_started", "started_at"),
+        Index(
+            "idx_api_calls_started_covering",
+            "started_at",
+            postgresql_include=[
+                "conversation_id",
+                "provider",
+                "model",
+                "feature",
+                "total_tokens",
+                "total_cost",
+                "latency_ms",
+            ],
+        ),
+        Index(
+            "idx_api_calls_feature_latency",
+            "feature",
+            "latency_ms",
+            postgresql_include=["conversation_id"],
+        ),
     )
 
 

@@ -342,6 +342,12 @@ def _selected_metrics(info: Info) -> set[str]:
     return metrics
 
 
+def _selects_totals(info: Info) -> bool:
+    return any(
+        selected.name == "totals" for root in info.selected_fields for selected in _children(root)
+    )
+
+
 async def _check_zone(info: Info, name: str) -> None:
     global _zone_names
     if name == "UTC":
@@ -523,6 +529,7 @@ class AnalyticsQuery:
                 ),
                 order=tuple(order),
                 discrete_percentiles=percentiles is PercentileMethod.DISCRETE,
+                totals=_selects_totals(info),
                 needed=frozenset(
                     _selected_metrics(info)
                     | {term.metric.value for term in having or ()}
