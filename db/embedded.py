@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from db.settings import ConfigurationError
+from db.errors import ConfigurationError
 
 _logger = logging.getLogger(__name__)
 

@@ -35,19 +35,20 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
+from db.enums import ConversationType, DialogueType, EditType, TargetType, Visibility, values
 from db.search import JOINED_FUNCTION, node_vector, utterance_vector
 from db.settings import get_settings
 
 GEN_UUID = sql("gen_random_uuid()")
 NOW = sql("now()")
 
-CONVERSATION_TYPES = ("live_audio", "transcript", "chat", "hybrid")
+CONVERSATION_TYPES = values(ConversationType)
 # full-text search's configuration, fixed in the indexes (db/search.py)
 SEARCH_CONFIG = get_settings().search_config
-VISIBILITIES = ("private", "shared", "public")
-DIALOGUE_TYPES = ("monologue", "dialogue", "multi-party", "consensus")
-EDIT_TYPES = ("correction", "addition", "deletion", "merge", "split")
-TARGET_TYPES = ("node", "relationship", "cluster", "speaker_attribution", "claim", "utterance")
+VISIBILITIES = values(Visibility)
+DIALOGUE_TYPES = values(DialogueType)
+EDIT_TYPES = values(EditType)
+TARGET_TYPES = values(TargetType)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -366,7 +367,25 @@ class ApiCall(Base):
         Index("idx_api_calls_cost", "total_cost"),
         Index("idx_api_calls_feature", "feature"),
         Index("idx_api_calls_provider_model", "provider", "model"),
-        Index("idx_api_calls_started", "started_at"),
+        Index(
+            "idx_api_calls_started_covering",
+            "started_at",
+            postgresql_include=[
+                "conversation_id",
+                "provider",
+                "model",
+                "feature",
+                "total_tokens",
+                "total_cost",
+                "latency_ms",
+            ],
+        ),
+        Index(
+            "idx_api_calls_feature_latency",
+            "feature",
+            "latency_ms",
+            postgresql_include=["conversation_id"],
+        ),
     )
 
 

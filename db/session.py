@@ -12,6 +12,7 @@ serving somebody else by the next transaction.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -76,19 +77,40 @@ def create_engine(url: URL | None = None, settings: Settings | None = None) -> A
         max_overflow=settings.pool_size,
         connect_args={**arguments, "server_settings": server_settings},
     )
+    event.listen(engine.sync_engine, "connect", stamp_last_use)
+    event.listen(engine.sync_engine, "checkin", stamp_last_use)
     event.listen(engine.sync_engine, "checkout", ping_on_checkout)
     if settings.transaction_pooling:
         apply_per_transaction(engine, values)
     return engine
 
 
-def ping_on_checkout(dbapi_connection: Any, *_: Any) -> None:
-    """A connection taken from the pool answers before it is used, else the pool takes another.
+# A connection back in the pool for less than this is taken as alive without a ping. Under load
+# every connection comes back within milliseconds, and the ping was a second round trip per
+# request; a connection idle for longer (where idle-connection reapers and failovers strike) is
+# still pinged. One that dies inside the window costs a read one retry (`graph.context`) and a
+# write a retryable SERVICE_UNAVAILABLE; and after the first disconnect SQLAlchemy replaces every
+# connection older than it at its next checkout, so a dead pool is not drained one retry at a time.
+PING_AFTER_IDLE_SECONDS = 2.0
+LAST_USE = "lct_last_use"
+
+
+def stamp_last_use(_: Any, connection_record: Any, *__: Any) -> None:
+    connection_record.info[LAST_USE] = time.monotonic()
+
+
+def ping_on_checkout(dbapi_connection: Any, connection_record: Any, *_: Any) -> None:
+    """A connection idle in the pool for a while answers before it is used, else the pool takes
+    another.
 
     SQLAlchemy's `pool_pre_ping` wraps its ping in a transaction on asyncpg (BEGIN, a prepared
     `;`, ROLLBACK: three round trips before every request's first statement); one simple query
-    proves the connection alive as well.
+    proves the connection alive as well, and is skipped for a connection used a moment ago
+    (`PING_AFTER_IDLE_SECONDS`).
     """
+    last_use = connection_record.info.get(LAST_USE)
+    if last_use is not None and time.monotonic() - last_use < PING_AFTER_IDLE_SECONDS:
+        return
     try:
         await_only(dbapi_connection.driver_connection.execute("SELECT 1"))
     except Exception as error:

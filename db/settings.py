@@ -16,11 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from db.errors import ConfigurationError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ConfigurationError(Exception):
-    """A setting that cannot work; the message is one line meant for a person."""
 
 
 class Settings(BaseSettings):
@@ -150,6 +148,11 @@ class Settings(BaseSettings):
     live_max_message_bytes: int = Field(default=65_536, ge=1_000)
     live_queue_size: int = Field(
         default=256, ge=1, description="Messages queued per connection before it is closed."
+    )
+    live_websocket_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on WebSockets: a zlib stream each way per"
+        " connection costs some 40 KB of memory per idle subscriber, and CPU for every message.",
     )
 
     @field_validator("jwt_algorithms", "cors_origins", mode="before")

@@ -34,7 +34,7 @@ from graph.analytics_sql import (
 )
 from graph.context import Context
 from graph.conversations import Conversation, conversation_id_of
-from graph.pagination import Connection, Direction, Ordering, Page, PageInfo, user_error
+from graph.pagination import Connection, Direction, Page, PageInfo, user_error
 
 Info = strawberry.Info[Context, None]
 
@@ -235,13 +235,6 @@ class ApiCallStatsConnection(Connection[ApiCallGroup]):
     totals: ApiCallAggregate
 
 
-class OffsetPage(Page):
-    offset: int = 0
-
-    def cursor(self, index: int) -> str:
-        return encode_offset(self.offset + index + 1)
-
-
 def _aggregate(values: dict[str, Any]) -> ApiCallAggregate:
     def tokens(column: str) -> TokenStats:
         return TokenStats(
@@ -347,6 +340,12 @@ def _selected_metrics(info: Info) -> set[str]:
     for root in info.selected_fields:
         walk(_children(root))
     return metrics
+
+
+def _selects_totals(info: Info) -> bool:
+    return any(
+        selected.name == "totals" for root in info.selected_fields for selected in _children(root)
+    )
 
 
 async def _check_zone(info: Info, name: str) -> None:
@@ -530,6 +529,7 @@ class AnalyticsQuery:
                 ),
                 order=tuple(order),
                 discrete_percentiles=percentiles is PercentileMethod.DISCRETE,
+                totals=_selects_totals(info),
                 needed=frozenset(
                     _selected_metrics(info)
                     | {term.metric.value for term in having or ()}
@@ -544,13 +544,11 @@ class AnalyticsQuery:
             stats_statement(request, info.context.viewer_id, size, offset)
         )
         result = stats_from_rows(list(rows), request, size, offset)
-        page = OffsetPage(
+        page = Page(
             items=[_group(values) for values in result.groups],
-            keys=[],
-            order=Ordering("position", int, False),
+            cursors=[encode_offset(offset + index + 1) for index in range(len(result.groups))],
             has_next_page=result.has_next_page,
         )
-        page.offset = offset
         count = result.group_count
 
         async def total() -> int:

@@ -2,15 +2,18 @@
 
 `apiCallStats` is one statement: the visible calls (those of conversations the viewer may read;
 a call with no conversation belongs to nobody the API knows and is counted for nobody), grouped
-by `GROUPING SETS ((keys...), ())` so that the grand totals come from the same pass, `HAVING` on
-the groups alone, a window function numbering the groups in the requested order (every key
-appended, so the order is total) and counting them; the page is a range of those numbers.
+by `GROUPING SETS ((keys...), ())` so that the grand totals come from the same pass (by the keys
+alone when the totals are not read), `HAVING` on the groups alone, a window function numbering
+the groups in the requested order (every key appended, so the order is total) and counting them;
+the page is a range of those numbers.
 
-Money is summed as `numeric` (each double-precision cost converted to its shortest exact decimal
-first), so sums are exact to the cent however many rows they add. Latency percentiles come from
-one ordered-set aggregate per group (`percentile_cont` or `percentile_disc` over an array of
-fractions, so one sort serves p50, p95 and p99); NULL latencies are left out of every latency
-figure and counted in `latency.count` by their absence.
+Money is summed exactly: each double-precision cost is counted as a whole number of picodollars
+(10^-12; a cost of a million dollars or more, as its 15-digit decimal), and the integers are
+added, so sums are exact to the cent however many rows they add. Converting a double to an integer
+costs a fraction of converting it to `numeric`, which is what adding a million rows mostly did.
+Latency percentiles come from one ordered-set aggregate per group (`percentile_cont` or
+`percentile_disc` over an array of fractions, so one sort serves p50, p95 and p99); NULL latencies
+are left out of every latency figure and counted in `latency.count` by their absence.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    DateTime,
     Float,
     Integer,
     Numeric,
     Select,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -40,6 +46,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     tuple_,
     type_coerce,
@@ -101,6 +108,8 @@ class StatsRequest:
     having: tuple[Having, ...] = ()
     order: tuple[OrderTerm, ...] = ()
     discrete_percentiles: bool = False
+    # whether the grand totals are read: they take a second grouping of every row
+    totals: bool = True
     # the aggregates to compute (None: all); each costs work on every row
     needed: frozenset[str] | None = None
 
@@ -191,6 +200,18 @@ def stats_statement(
     ):
         if values is not None:
             conditions.append(calls_table[column].in_(values))
+    source: Any = ApiCall.__table__
+    bucket: Any = None
+    if "bucket" in request.keys:
+        buckets = bucket_ranges(request)
+        source = source.join(
+            buckets,
+            and_(
+                calls_table.started_at >= buckets.c.starts,
+                calls_table.started_at < buckets.c.ends,
+            ),
+        )
+        bucket = buckets.c.value
     key_columns: dict[str, Any] = {
         "provider": calls_table.provider,
         "model": calls_table.model,
@@ -198,9 +219,7 @@ def stats_statement(
         "endpoint": calls_table.endpoint,
         "status": calls_table.status,
         "conversation": calls_table.conversation_id,
-        "bucket": func.date_trunc(
-            literal(request.bucket, Text), calls_table.started_at, literal(request.time_zone, Text)
-        ),
+        "bucket": bucket,
     }
     calls = (
         select(
@@ -209,16 +228,22 @@ def stats_statement(
             *(calls_table[column] for column in COSTS),
             calls_table.latency_ms,
         )
+        .select_from(source)
         .where(*conditions)
         .subquery("calls")
     )
     aggregates = _aggregates(calls, request)
     keys = [calls.c[key] for key in request.keys]
-    if keys:
+    having = [_having(aggregates, term) for term in request.having]
+    if keys and request.totals:
         is_total = func.grouping(*keys) != 0
         group_by: Any = func.grouping_sets(tuple_(*keys), tuple_())
-        having = [_having(aggregates, term) for term in request.having]
         having_clause: ColumnElement[bool] = or_(is_total, and_(true(), *having))
+    elif keys:
+        # a plain GROUP BY: hashed, and without a second pass over every row
+        is_total = literal(False)
+        group_by = keys
+        having_clause = and_(true(), *having)
     else:
         is_total = literal(True)
         group_by = None
@@ -251,7 +276,8 @@ def stats_statement(
         group_count.label("group_count"),
     ).select_from(calls)
     if group_by is not None:
-        inner = inner.group_by(group_by).having(having_clause)
+        inner = inner.group_by(*(group_by if isinstance(group_by, list) else [group_by]))
+        inner = inner.having(having_clause)
     grouped = inner.subquery("grouped")
     return (
         select(grouped)
@@ -262,6 +288,82 @@ def stats_statement(
             )
         )
         .order_by(grouped.c.is_total, grouped.c.position)
+    )
+
+
+BUCKET_RANGES = """
+WITH RECURSIVE extent AS (
+    -- the requested range, within the calls' (so a wide range costs no more than the data)
+    SELECT greatest(:lower, earliest.at) AS lower, least(:upper, latest.at) AS upper
+    FROM (SELECT min(started_at) AS at FROM api_calls_log) AS earliest,
+         (SELECT max(started_at) AS at FROM api_calls_log) AS latest
+    WHERE earliest.at IS NOT NULL
+), probe AS (
+    SELECT probe.at
+    FROM extent,
+         generate_series(date_trunc(:unit, extent.lower AT TIME ZONE :zone)
+                             - CAST(:step AS interval),
+                         extent.upper AT TIME ZONE :zone + CAST(:step AS interval),
+                         CAST(:step AS interval)) AS local(at),
+         LATERAL (VALUES (local.at AT TIME ZONE :zone),
+                         ((local.at AT TIME ZONE :zone) - interval '1 microsecond')) AS probe(at)
+), bucket AS (
+    SELECT date_trunc(:unit, probe.at, :zone) AS value, max(probe.at) AS probe
+    FROM probe GROUP BY 1
+), ordered AS (
+    SELECT value, probe, lag(probe) OVER (ORDER BY value) AS previous_probe FROM bucket
+), search(value, low, high) AS (
+    SELECT value, previous_probe, probe FROM ordered
+    WHERE previous_probe IS NOT NULL
+      AND NOT (date_trunc(:unit, value, :zone) = value
+               AND date_trunc(:unit, value - interval '1 microsecond', :zone) < value)
+    UNION ALL
+    SELECT value,
+           CASE WHEN date_trunc(:unit, middle, :zone) >= value THEN low ELSE middle END,
+           CASE WHEN date_trunc(:unit, middle, :zone) >= value THEN middle ELSE high END
+    FROM search,
+         LATERAL (SELECT low + (extract(epoch FROM high - low) * 1000000 / 2)::bigint
+                               * interval '1 microsecond' AS middle) AS halved
+    WHERE high - low > interval '1 microsecond'
+), starting AS (
+    SELECT value,
+           CASE WHEN previous_probe IS NULL THEN '-infinity'::timestamptz
+                ELSE coalesce((SELECT min(high) FROM search WHERE search.value = ordered.value),
+                              value)
+           END AS starts
+    FROM ordered
+)
+SELECT value, starts, coalesce(lead(starts) OVER (ORDER BY value), 'infinity') AS ends
+FROM starting
+"""
+
+
+def bucket_ranges(request: StatsRequest) -> Any:
+    """The request's time buckets as ranges of instants: `value` is `date_trunc(bucket,
+    started_at, zone)` for exactly the calls with `starts <= started_at < ends`.
+
+    A call then finds its bucket through the time index (a range scan per bucket) instead of a
+    time-zone conversion per row. The values come from `date_trunc` itself, applied to the
+    instants of every local bucket start in the range and to the microsecond before each (so
+    that both sides of an hour repeated by a fall-back are found); a bucket starts at its own
+    value unless `date_trunc` says otherwise, and then its first microsecond is found by
+    bisection. `date_trunc` never decreases as time passes, which is all this relies on."""
+    unit = request.bucket
+    return (
+        text(BUCKET_RANGES)
+        .bindparams(
+            bindparam("unit", unit, type_=Text),
+            bindparam("zone", request.time_zone, type_=Text),
+            bindparam("step", f"1 {unit}", type_=Text),
+            bindparam("lower", request.started_after, type_=DateTime(timezone=True)),
+            bindparam("upper", request.started_before, type_=DateTime(timezone=True)),
+        )
+        .columns(
+            value=DateTime(timezone=True),
+            starts=DateTime(timezone=True),
+            ends=DateTime(timezone=True),
+        )
+        .subquery("buckets")
     )
 
 
@@ -277,8 +379,9 @@ def _aggregates(calls: Any, request: StatsRequest) -> dict[str, Any]:
         found[f"{column}_max"] = func.max(value)
     for column in COSTS:
         value = calls.c[column]
-        found[f"{column}_sum"] = func.coalesce(func.sum(cast(value, Numeric)), 0)
-        found[f"{column}_avg"] = func.round(func.avg(cast(value, Numeric)), 12)
+        total = exact_sum(value)
+        found[f"{column}_sum"] = total
+        found[f"{column}_avg"] = func.round(total / func.nullif(func.count(), 0), 12)
         found[f"{column}_min"] = cast(func.min(value), Numeric)
         found[f"{column}_max"] = cast(func.max(value), Numeric)
     latency = calls.c.latency_ms
@@ -298,6 +401,24 @@ def _aggregates(calls: Any, request: StatsRequest) -> dict[str, Any]:
     if needed is None:
         return found
     return {name: expression for name, expression in found.items() if name in needed}
+
+
+PICODOLLARS = 10**12
+WHOLE_PICODOLLARS_BELOW = 10**6  # dollars: 10^18 picodollars still fit a bigint
+
+
+def exact_sum(money: Any) -> Any:
+    """The exact sum of a double-precision money column, as numeric: each value in whole
+    picodollars (rounded to the nearest), or, from a million dollars on (and NaN, infinities), as
+    its 15-digit decimal; no value is too large, and no row pays a float-to-numeric conversion
+    unless its value needs one. Trailing zeros are trimmed."""
+    whole = func.abs(money) < WHOLE_PICODOLLARS_BELOW
+    picodollars = func.sum(cast(money * PICODOLLARS, BigInteger)).filter(whole)
+    large = func.sum(cast(money, Numeric)).filter(~whole)
+    return func.trim_scale(
+        func.coalesce(picodollars, 0) * literal(Decimal(1) / PICODOLLARS, Numeric)
+        + func.coalesce(large, 0)
+    )
 
 
 def _having(aggregates: dict[str, Any], term: Having) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
+from graph.relations import OF_CONVERSATION
 from graph.relay import Node
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ class ApiCall(Node):
     )
     request_id: str | None = strawberry.field(description="The provider's request id.")
 
-    @strawberry.field
+    @OF_CONVERSATION.field()
     async def conversation(self, info: Info) -> LazyConversation | None:
-        if self.conversation_id is None:
-            return None
-        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
+        return await OF_CONVERSATION.resolve(self, info)

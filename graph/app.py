@@ -39,6 +39,7 @@ from graph.masking import unavailable_for_retry
 from graph.observability import Observability, RequestMiddleware, current_count
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
+from graph.strawberry_adapter import run_extensions_lean
 
 logger = logging.getLogger("lct.app")
 
@@ -64,7 +65,7 @@ class Database:
 
 
 class GraphQLView(SecureGraphQL):
-    """Builds the per-request `Context` and closes its session when the response is done."""
+    """Builds the per-request `Context` and gives back its connection when the response is done."""
 
     def __init__(
         self, schema: Any, settings: Settings, database: Database, observability: Observability
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     schema = create_schema(extensions_for(settings, observability))
+    run_extensions_lean(schema)
     view = GraphQLView(schema, settings, database, observability)
     live = LiveEndpoints(settings, Authenticator(settings), view.schema)  # subscriptions
 

@@ -23,7 +23,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from db.settings import ConfigurationError, Settings
+from db.errors import ConfigurationError
+from db.settings import Settings
 
 logger = logging.getLogger("lct.auth")
 

@@ -22,7 +22,7 @@ from db.models import Conversation
 from graph.context import Context
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from graph.filters import NodeFilter, any_of
-from graph.mutations.bridge import RelationshipType, relationship_out
+from graph.mutations.bridge import RelationshipType, out
 from graph.mutations.common import parse_id, run_mutation
 from graph.relay import parse_uuid
 from graph.services.canvas import apply_canvas as apply_canvas_service
@@ -127,9 +127,7 @@ class CanvasMutations:
                 corrected_node_ids=[
                     strawberry.ID(str(item)) for item in changes.corrected_node_ids
                 ],
-                created_relationships=[
-                    relationship_out(row) for row in changes.created_relationships
-                ],
+                created_relationships=[out(row) for row in changes.created_relationships],
                 updated_relationship_ids=[
                     strawberry.ID(str(item)) for item in changes.updated_relationship_ids
                 ],

@@ -8,17 +8,25 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
-from graph.limits import ESTIMATED_SIZE
+from graph.relations import OF_CONVERSATION, Members, ToOne, edits_of
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 
 if TYPE_CHECKING:
     from graph.conversations import Conversation
+    from graph.edits import Edit
     from graph.nodes import ThreadNode
 
 Info = strawberry.Info[Context, None]
 
 LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+
+
+PARENT = ToOne("cluster", reference="parent_cluster_id")
+CHILDREN = Members("cluster", column="child_cluster_ids", estimated_size=10)
+NODES = Members("node", column="node_ids", estimated_size=50)
+EDITS = edits_of("cluster")
 
 
 @strawberry.type(description="A named group of a conversation's nodes; clusters nest.")
@@ -55,30 +63,22 @@ class Cluster(Node):
     created_at: datetime = strawberry.field(description=CREATED_AT)
     updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
-    @strawberry.field
+    @OF_CONVERSATION.field()
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
+        return await OF_CONVERSATION.resolve(self, info)
 
-    @strawberry.field(description="The enclosing cluster; null at the top.")
+    @PARENT.field(description="The enclosing cluster; null at the top.")
     async def parent(self, info: Info) -> Cluster | None:
-        if self.parent_cluster_id is None:
-            return None
-        return await info.context.loaders.at(info).cluster_by_id.load(self.parent_cluster_id)
+        return await PARENT.resolve(self, info)
 
-    @strawberry.field(
-        description="The clusters nested directly inside this one.", metadata={ESTIMATED_SIZE: 10}
-    )
+    @CHILDREN.field(description="The clusters nested directly inside this one.")
     async def children(self, info: Info) -> list[Cluster]:
-        if not self.child_cluster_ids:
-            return []
-        found = await info.context.loaders.at(info).cluster_by_id.load_many(self.child_cluster_ids)
-        return [cluster for cluster in found if cluster is not None]
+        return await CHILDREN.resolve(self, info)
 
-    @strawberry.field(
-        description="The member nodes, in `nodeIds` order.", metadata={ESTIMATED_SIZE: 50}
-    )
+    @NODES.field(description="The member nodes, in `nodeIds` order.")
     async def nodes(self, info: Info) -> list[LazyNode]:
-        if not self.node_ids:
-            return []
-        found = await info.context.loaders.at(info).node_by_id.load_many(self.node_ids)
-        return [node for node in found if node is not None]
+        return await NODES.resolve(self, info)
+
+    @EDITS.field(description="The edits made to this cluster, newest first.")
+    async def edits(self, info: Info) -> list[LazyEdit]:
+        return await EDITS.resolve(self, info)

@@ -1,11 +1,13 @@
-"""The per-request context: who is asking, one database session, and the request's loaders.
+"""The per-request context: who is asking, one database connection, and the request's loaders.
 
 Strawberry resolves sibling fields concurrently, and dataloaders of different kinds dispatch in the
-same event-loop tick, but an `AsyncSession` (one asyncpg connection) can run only one statement at
-a time. Every read therefore goes through `Context.fetch`, which holds `lock` around the statement
-and the fetching of its rows, so the session is never used by two coroutines at once. The session
-is opened on the first statement (a GraphiQL page load opens none) and closed when the response is
-done (`graph.app.GraphQLView.run`).
+same event-loop tick, but one asyncpg connection can run only one statement at a time. Every read
+therefore goes through `Context.fetch`, which holds `lock` around the statement and the fetching
+of its rows, so the connection is never used by two coroutines at once. Reads are Core
+statements, so they run on a connection of the session factory's engine rather than through an
+ORM session, whose bookkeeping added a hundred Python calls to every request. The connection is
+taken on the first statement (a GraphiQL page load takes none) and given back when the response
+is done (`graph.app.GraphQLView.run`).
 
 A read whose connection died before it returned anything (a failover, `pg_terminate_backend`, an
 idle-connection reaper) is run once more on a fresh connection: reads are safe to repeat, and at
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable, Row
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.session import read_options
 from db.settings import Settings
@@ -51,7 +53,7 @@ class Context:
     _reserving: asyncio.Lock = field(default_factory=asyncio.Lock)
     # the request's large lists, emptied when it is done (see `close`)
     to_empty: list[list[Any]] = field(default_factory=list)
-    _session: AsyncSession | None = None
+    _connection: AsyncConnection | None = None
 
     def __post_init__(self) -> None:
         from graph.loaders import Loaders
@@ -69,24 +71,26 @@ class Context:
                 if not is_unavailable(error) or isinstance(error, PoolTimeout):
                     raise
                 logger.warning("read retried on a fresh connection after %r", error)
-                await self._discard_session()
+                await self._discard_connection()
             return await self._fetch(statement, parameters)
 
     async def _fetch(self, statement: Executable, parameters: Any) -> list[Row[Any]]:
-        if self._session is None:
-            self._session = self.session_factory()
-            await self._session.connection(execution_options=read_options(self.settings))
-        result = await self._session.execute(statement, parameters)
+        if self._connection is None:
+            engine: AsyncEngine = self.session_factory.kw["bind"]
+            connection = await engine.connect()
+            self._connection = await connection.execution_options(**read_options(self.settings))
+        result = await self._connection.execute(statement, parameters)
         return list(result.all())
 
-    async def _discard_session(self) -> None:
-        """Drops the session and its connection, which is not given back to the pool."""
-        session, self._session = self._session, None
-        if session is not None:
+    async def _discard_connection(self) -> None:
+        """Drops the connection, which is not given back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
             try:
-                await session.invalidate()
+                await connection.invalidate()
+                await connection.close()
             except Exception as error:  # the connection is gone already
-                logger.debug("discarding a dead session: %r", error)
+                logger.debug("discarding a dead connection: %r", error)
 
     async def rendering(self, rows: int) -> None:
         """Counts a rendered list, and reserves room for the request's first one.
@@ -108,7 +112,7 @@ class Context:
             self.render_budget.give_back(rows)
 
     async def close(self) -> None:
-        """Ends the request: its session goes back to the pool and its rows are freed.
+        """Ends the request: its connection goes back to the pool and its rows are freed.
 
         The response is encoded by now. The executor's and the loaders' objects refer to each
         other, so without help the rows of a large page would stay in memory until the next full
@@ -119,11 +123,11 @@ class Context:
             items.clear()
         self.to_empty.clear()
         async with self.lock:
-            if self._session is not None:
-                session, self._session = self._session, None
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
                 try:
-                    await session.close()
+                    await connection.close()
                 except Exception as error:  # the response is made; a dead connection is dropped
-                    logger.warning("closing the request's session failed: %r", error)
-                    self._session = session
-                    await self._discard_session()
+                    logger.warning("closing the request's connection failed: %r", error)
+                    self._connection = connection
+                    await self._discard_connection()

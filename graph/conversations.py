@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -13,18 +13,19 @@ from graph.context import Context
 from graph.enums import ConversationType, EditType, RelationshipDirection, TargetType, Visibility
 from graph.filters import (
     ApiCallFilter,
+    ClusterFilter,
     EditFilter,
     NodeFilter,
     RelationshipFilter,
     UtteranceFilter,
-    any_of,
 )
-from graph.limits import ESTIMATED_SIZE
 from graph.nodes import MIN_STRENGTH
-from graph.pagination import Connection, Direction, Ordering, connection, page_request, user_error
+from graph.pagination import Connection, Direction, user_error
+from graph.permissions import owner_only
+from graph.relations import Paged, ToMany
 from graph.relay import CREATED_AT, UPDATED_AT, Node
-from graph.rendering import connection_items_plan, list_items_plan
 from graph.scalars import JSON
+from graph.shapes import column_shape
 
 if TYPE_CHECKING:
     from graph.api_calls import ApiCall
@@ -79,30 +80,6 @@ class Goal:
     )
 
 
-def _shaped(kind: type, item: Any) -> Any:
-    if not isinstance(item, dict):
-        return None
-    names = kind.__strawberry_definition__.fields  # type: ignore[attr-defined]
-    return kind(**{field.python_name: item.get(field.python_name) for field in names})
-
-
-def _participants(root: Conversation) -> list[Participant | None] | None:
-    raw = root.__dict__.get("participants")
-    return None if raw is None else [_shaped(Participant, item) for item in raw]
-
-
-def _shared_with(root: Conversation, info: Info) -> list[str] | None:
-    # security: who else may read a conversation is its owner's business only.
-    if info.context.viewer_id is None or info.context.viewer_id != root.owner_id:
-        return None
-    return root.__dict__.get("shared_with")
-
-
-def _goals(root: Conversation) -> list[Goal | None] | None:
-    raw = root.__dict__.get("goals")
-    return None if raw is None else [_shaped(Goal, item) for item in raw]
-
-
 @strawberry.enum(description="What `nodes` is sorted by (ties broken by id).")
 class NodeOrderField(Enum):
     TIMESTAMP_START = "timestamp_start"
@@ -137,24 +114,51 @@ class ApiCallOrderField(Enum):
     TOTAL_COST = "total_cost"
 
 
-ORDER_TYPES: dict[str, tuple[type, bool]] = {
-    "timestamp_start": (float, True),
-    "level": (int, True),
-    "node_name": (str, False),
-    "created_at": (datetime, True),
-    "updated_at": (datetime, True),
-    "sequence_number": (int, False),
-    "strength": (float, True),
-    "relationship_type": (str, False),
-    "started_at": (datetime, False),
-    "total_cost": (float, False),
-    "conversation_name": (str, False),
-}
+def _utterances(
+    speaker_id: tuple[str, ...] | None = None,
+    time_from: float | None = None,
+    time_to: float | None = None,
+) -> UtteranceFilter:
+    return UtteranceFilter(speaker_ids=speaker_id, time_from=time_from, time_to=time_to)
 
 
-def ordering(field: Enum, direction: Direction) -> Ordering:
-    python_type, nullable = ORDER_TYPES[field.value]
-    return Ordering(field.value, python_type, nullable, direction)
+def _relationships(
+    relationship_type: tuple[str, ...] | None = None, min_strength: float | None = None
+) -> RelationshipFilter:
+    return RelationshipFilter(types=relationship_type, min_strength=min_strength)
+
+
+def _edits(
+    target_type: tuple[str, ...] | None = None,
+    edit_type: tuple[str, ...] | None = None,
+    user_id: str | None = None,
+) -> EditFilter:
+    return EditFilter(target_types=target_type, edit_types=edit_type, user_id=user_id)
+
+
+def _api_calls(
+    feature: tuple[str, ...] | None = None,
+    provider: tuple[str, ...] | None = None,
+    model: tuple[str, ...] | None = None,
+    status: str | None = None,
+) -> ApiCallFilter:
+    return ApiCallFilter(features=feature, providers=provider, models=model, status=status)
+
+
+NODES = Paged("node", column="conversation_id", key=NodeFilter, order_column="timestamp_start")
+ROOT_NODES = ToMany(
+    "node",
+    column="conversation_id",
+    conditions=lambda node: [node.c.parent_id.is_(None)],
+    estimated_size=10,
+)
+UTTERANCES = Paged(
+    "utterance", column="conversation_id", key=_utterances, order_column="sequence_number"
+)
+RELATIONSHIPS = Paged("relationship", column="conversation_id", key=_relationships)
+CLUSTERS = ToMany("cluster", column="conversation_id", key=ClusterFilter, estimated_size=50)
+EDITS = Paged("edit", column="conversation_id", key=_edits)
+API_CALLS = Paged("api_call", column="conversation_id", key=_api_calls, order_column="started_at")
 
 
 @strawberry.type(description="A conversation: its utterances analysed into a graph of nodes.")
@@ -171,7 +175,7 @@ class Conversation(Node):
     participant_count: int | None = strawberry.field(
         description="How many people took part, as delivered; null when unknown."
     )
-    participants: list[Participant | None] | None = strawberry.field(resolver=_participants)
+    participants: list[Participant | None] | None = column_shape("participants")
     started_at: datetime = strawberry.field(
         description="When the conversation started (the time `createConversation` ran unless "
         "given)."
@@ -180,7 +184,7 @@ class Conversation(Node):
     duration_seconds: int | None = strawberry.field(
         description="How long it lasted, in seconds, as delivered."
     )
-    goals: list[Goal | None] | None = strawberry.field(resolver=_goals)
+    goals: list[Goal | None] | None = column_shape("goals")
     goal_progress: JSON | None = strawberry.field(description="Progress towards `goals`.")
     gcs_path: str | None = strawberry.field(description="Where the raw recording is stored.")
     created_at: datetime = strawberry.field(description=CREATED_AT)
@@ -192,8 +196,8 @@ class Conversation(Node):
         description="The user (the token's `sub`) who owns it: the only one who may change it."
     )
     visibility: Visibility = strawberry.field(description="Who may read it besides the owner.")
-    shared_with: list[str] | None = strawberry.field(
-        resolver=_shared_with,
+    shared_with: list[str] | None = owner_only(
+        "shared_with",
         description="User ids that may read it when `visibility` is SHARED; null for anyone"
         " but the owner.",
     )
@@ -208,9 +212,7 @@ class Conversation(Node):
         description="How many claims the analysis found; stored as delivered."
     )
 
-    @strawberry.field(
-        description="The conversation's nodes, filtered; default order: `timestampStart`."
-    )
+    @NODES.field(description="The conversation's nodes, filtered; default order: `timestampStart`.")
     async def nodes(
         self,
         info: Info,
@@ -245,10 +247,14 @@ class Conversation(Node):
         order_by: NodeOrderField = NodeOrderField.TIMESTAMP_START,
         direction: Direction = Direction.ASC,
     ) -> Connection[LazyNode]:
-        node_filter = NodeFilter(
-            level=any_of(level),
+        return await NODES.resolve(
+            self,
+            info,
+            first=first,
+            after=after,
+            level=level,
             zoom_level_visible=zoom_level_visible,
-            node_type=any_of(node_type),
+            node_type=node_type,
             is_bookmark=is_bookmark,
             is_tangent=is_tangent,
             is_crux=is_crux,
@@ -256,32 +262,17 @@ class Conversation(Node):
             primary_speaker=primary_speaker,
             time_from=time_from,
             time_to=time_to,
-        )
-        loaders = info.context.loaders.at(info)
-        return await _page(
-            info,
-            self.id,
-            node_filter,
-            ordering(order_by, direction),
-            first,
-            after,
-            loaders.nodes_page_by_conversation_id,
-            loaders.nodes_count_by_conversation_id,
+            order_by=order_by,
+            direction=direction,
         )
 
-    @strawberry.field(
-        description="The nodes without a parent: the top of the hierarchy, in time order.",
-        metadata={ESTIMATED_SIZE: 10},
+    @ROOT_NODES.field(
+        description="The nodes without a parent: the top of the hierarchy, in time order."
     )
     async def root_nodes(self, info: Info) -> list[LazyNode]:
-        plan = list_items_plan(info)
-        if plan is not None:
-            await info.context.rendering(info.context.settings.default_page_size)
-        return await info.context.loaders.at(info).nodes_by_conversation_id.load(
-            (self.id, (NodeFilter(roots_only=True), plan))
-        )
+        return await ROOT_NODES.resolve(self, info)
 
-    @strawberry.field(description="The conversation's utterances; default order: `sequenceNumber`.")
+    @UTTERANCES.field(description="The conversation's utterances; default order: `sequenceNumber`.")
     async def utterances(
         self,
         info: Info,
@@ -297,19 +288,19 @@ class Conversation(Node):
         order_by: UtteranceOrderField = UtteranceOrderField.SEQUENCE_NUMBER,
         direction: Direction = Direction.ASC,
     ) -> Connection[LazyUtterance]:
-        loaders = info.context.loaders.at(info)
-        return await _page(
+        return await UTTERANCES.resolve(
+            self,
             info,
-            self.id,
-            UtteranceFilter(speaker_ids=any_of(speaker_id), time_from=time_from, time_to=time_to),
-            ordering(order_by, direction),
-            first,
-            after,
-            loaders.utterances_page_by_conversation_id,
-            loaders.utterances_count_by_conversation_id,
+            first=first,
+            after=after,
+            speaker_id=speaker_id,
+            time_from=time_from,
+            time_to=time_to,
+            order_by=order_by,
+            direction=direction,
         )
 
-    @strawberry.field(description="The relationships between the conversation's nodes.")
+    @RELATIONSHIPS.field(description="The relationships between the conversation's nodes.")
     async def relationships(
         self,
         info: Info,
@@ -323,27 +314,22 @@ class Conversation(Node):
         order_by: RelationshipOrderField = RelationshipOrderField.CREATED_AT,
         direction: Direction = Direction.ASC,
     ) -> Connection[LazyRelationship]:
-        loaders = info.context.loaders.at(info)
-        return await _page(
+        return await RELATIONSHIPS.resolve(
+            self,
             info,
-            self.id,
-            RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength),
-            ordering(order_by, direction),
-            first,
-            after,
-            loaders.relationships_page_by_conversation_id,
-            loaders.relationships_count_by_conversation_id,
+            first=first,
+            after=after,
+            relationship_type=relationship_type,
+            min_strength=min_strength,
+            order_by=order_by,
+            direction=direction,
         )
 
-    @strawberry.field(
-        description="The conversation's clusters of nodes, by level then name.",
-        metadata={ESTIMATED_SIZE: 50},
-    )
+    @CLUSTERS.field(description="The conversation's clusters of nodes, by level then name.")
     async def clusters(self, info: Info, level: int | None = None) -> list[LazyCluster]:
-        loader = info.context.loaders.at(info).clusters_by_conversation_id
-        return await loader.load((self.id, level))
+        return await CLUSTERS.resolve(self, info, level=level)
 
-    @strawberry.field(description="The edits log of the conversation; default: newest first.")
+    @EDITS.field(description="The edits log of the conversation; default: newest first.")
     async def edits(
         self,
         info: Info,
@@ -354,25 +340,18 @@ class Conversation(Node):
         user_id: str | None = None,
         direction: Direction = Direction.DESC,
     ) -> Connection[LazyEdit]:
-        loaders = info.context.loaders.at(info)
-        return await _page(
+        return await EDITS.resolve(
+            self,
             info,
-            self.id,
-            EditFilter(
-                target_types=any_of(
-                    None if target_type is None else [t.value for t in target_type]
-                ),
-                edit_types=any_of(None if edit_type is None else [t.value for t in edit_type]),
-                user_id=user_id,
-            ),
-            ordering(EditOrderField.CREATED_AT, direction),
-            first,
-            after,
-            loaders.edits_page_by_conversation_id,
-            loaders.edits_count_by_conversation_id,
+            first=first,
+            after=after,
+            target_type=target_type,
+            edit_type=edit_type,
+            user_id=user_id,
+            direction=direction,
         )
 
-    @strawberry.field(description="The LLM calls made for the conversation; default: newest first.")
+    @API_CALLS.field(description="The LLM calls made for the conversation; default: newest first.")
     async def api_calls(
         self,
         info: Info,
@@ -390,46 +369,18 @@ class Conversation(Node):
         order_by: ApiCallOrderField = ApiCallOrderField.STARTED_AT,
         direction: Direction = Direction.DESC,
     ) -> Connection[LazyApiCall]:
-        loaders = info.context.loaders.at(info)
-        return await _page(
+        return await API_CALLS.resolve(
+            self,
             info,
-            self.id,
-            ApiCallFilter(
-                features=any_of(feature),
-                providers=any_of(provider),
-                models=any_of(model),
-                status=status,
-            ),
-            ordering(order_by, direction),
-            first,
-            after,
-            loaders.api_calls_page_by_conversation_id,
-            loaders.api_calls_count_by_conversation_id,
+            first=first,
+            after=after,
+            feature=feature,
+            provider=provider,
+            model=model,
+            status=status,
+            order_by=order_by,
+            direction=direction,
         )
-
-
-async def _page(
-    info: Info,
-    parent: Any,
-    list_filter: Any,
-    order: Ordering,
-    first: int | None,
-    after: str | None,
-    pages: Any,
-    counts: Any,
-) -> Any:
-    from graph.loaders import ListArgs
-
-    page = page_request(info.context.settings, first, after, order)
-    plan = connection_items_plan(info)
-    if plan is not None:
-        await info.context.rendering(page.first)
-    result = await pages.load((parent, ListArgs(list_filter, order, page, plan)))
-
-    async def count() -> int:
-        return await counts.load((parent, list_filter))
-
-    return connection(result, after is not None, count)
 
 
 def conversation_id_of(value: strawberry.ID) -> uuid.UUID:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from graph.context import Context
 from graph.enums import EditType, TargetType
+from graph.relations import OF_CONVERSATION, OneOf
 from graph.relay import Node
 
 if TYPE_CHECKING:
@@ -30,16 +31,19 @@ EditTarget = Annotated[
 ]
 
 
-def _edit_targets() -> tuple[type, ...]:
-    from graph.clusters import Cluster
-    from graph.nodes import ThreadNode
-    from graph.relationships import Relationship
-    from graph.utterances import Utterance
-
-    return (ThreadNode, Relationship, Cluster, Utterance)
-
-
-EditTargetValue = Any
+TARGET = OneOf(
+    "node",
+    discriminator="target_type",
+    reference="target_id",
+    # the edits log's target types with an object type (claims have none yet)
+    kinds={
+        "node": "node",
+        "relationship": "relationship",
+        "cluster": "cluster",
+        "utterance": "utterance",
+        "speaker_attribution": "utterance",
+    },
+)
 
 
 @strawberry.type(description="One change made by a person, from the edits log.")
@@ -66,16 +70,13 @@ class Edit(Node):
     )
     created_at: datetime = strawberry.field(description="When the change was made.")
 
-    @strawberry.field
+    @OF_CONVERSATION.field()
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
+        return await OF_CONVERSATION.resolve(self, info)
 
-    @strawberry.field(
+    @TARGET.field(
         description="The edited object; null when it no longer exists or is a claim (claims have"
         " no type yet)."
     )
     async def target(self, info: Info) -> EditTarget | None:
-        target = await info.context.loaders.at(info).object_by_id.load(self.target_id)
-        if isinstance(target, _edit_targets()):
-            return cast(EditTargetValue, target)
-        return None
+        return await TARGET.resolve(self, info)

@@ -1,57 +1,26 @@
-"""Enums for the columns the database constrains to a fixed set of values (see db/models.py).
+"""The GraphQL enums of the columns the database constrains to a fixed set of values.
 
-Members are `str` enums whose values are the stored text, so a row's value is served as it is.
+The values are declared once, in db/enums.py; here they get their descriptions. Members are `str`
+enums whose values are the stored text, so a row's value is served as it is.
 """
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import Enum
 
 import strawberry
 
+from db.enums import ConversationType, DialogueType, EditType, TargetType, Visibility
 
-@strawberry.enum(description="Where the conversation came from.")
-class ConversationType(StrEnum):
-    LIVE_AUDIO = "live_audio"
-    TRANSCRIPT = "transcript"
-    CHAT = "chat"
-    HYBRID = "hybrid"
-
-
-@strawberry.enum(
-    description="Who may read a conversation: its owner only, the users in `sharedWith`, or anyone."
+strawberry.enum(ConversationType, description="Where the conversation came from.")
+strawberry.enum(
+    Visibility,
+    description="Who may read a conversation: its owner only, the users in `sharedWith`, or"
+    " anyone.",
 )
-class Visibility(StrEnum):
-    PRIVATE = "private"
-    SHARED = "shared"
-    PUBLIC = "public"
-
-
-@strawberry.enum(description="How many people speak in a node.")
-class DialogueType(StrEnum):
-    MONOLOGUE = "monologue"
-    DIALOGUE = "dialogue"
-    MULTI_PARTY = "multi-party"
-    CONSENSUS = "consensus"
-
-
-@strawberry.enum(description="What an edit did.")
-class EditType(StrEnum):
-    CORRECTION = "correction"
-    ADDITION = "addition"
-    DELETION = "deletion"
-    MERGE = "merge"
-    SPLIT = "split"
-
-
-@strawberry.enum(description="What kind of object an edit changed.")
-class TargetType(StrEnum):
-    NODE = "node"
-    RELATIONSHIP = "relationship"
-    CLUSTER = "cluster"
-    SPEAKER_ATTRIBUTION = "speaker_attribution"
-    CLAIM = "claim"
-    UTTERANCE = "utterance"
+strawberry.enum(DialogueType, description="How many people speak in a node.")
+strawberry.enum(EditType, description="What an edit did.")
+strawberry.enum(TargetType, description="What kind of object an edit changed.")
 
 
 @strawberry.enum(description="Which relationships of a node: from it, to it, or both.")
@@ -59,3 +28,13 @@ class RelationshipDirection(Enum):
     OUTGOING = "outgoing"
     INCOMING = "incoming"
     BOTH = "both"
+
+
+__all__ = [
+    "ConversationType",
+    "DialogueType",
+    "EditType",
+    "RelationshipDirection",
+    "TargetType",
+    "Visibility",
+]

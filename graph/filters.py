@@ -109,6 +109,29 @@ class RelationshipFilter:
         return where
 
 
+# The columns holding a node's id, by `RelationshipDirection` (graph/enums.py): outgoing first.
+DIRECTION_ENDS: dict[str, tuple[str, ...]] = {
+    "outgoing": ("from_node_id",),
+    "incoming": ("to_node_id",),
+    "both": ("from_node_id", "to_node_id"),
+}
+
+
+@dataclass(frozen=True)
+class DirectedFilter(RelationshipFilter):
+    """A node's relationships: which ends hold the node, and the relationships' filter."""
+
+    ends: tuple[str, ...] = DIRECTION_ENDS["both"]
+
+
+@dataclass(frozen=True)
+class ClusterFilter:
+    level: int | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        return [] if self.level is None else [clusters.c.level == self.level]
+
+
 @dataclass(frozen=True)
 class UtteranceFilter:
     speaker_ids: tuple[str, ...] | None = None

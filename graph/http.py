@@ -22,6 +22,7 @@ document size and batch size checked before parsing, refusals rendered as GraphQ
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -105,6 +106,11 @@ def _headers(scope: Scope) -> dict[str, str]:
     }
 
 
+# Every request asks about the same few addresses; parsing one as an IP address is most of the
+# middleware's time on a small request.
+_is_loopback = functools.lru_cache(maxsize=1024)(is_loopback_host)
+
+
 def _host_name(host_header: str) -> str:
     if host_header.startswith("["):
         return host_header[1 : host_header.find("]")]
@@ -156,11 +162,11 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(scope)
+        headers = _headers(scope)
+        refusal = self._refusal(scope, headers)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        headers = _headers(scope)
         try:
             viewer = self.authenticator.authenticate(headers.get("authorization"))
         except AuthenticationError as error:
@@ -178,8 +184,7 @@ class SecurityMiddleware:
 
         return announcing_receive
 
-    def _refusal(self, scope: Scope) -> Response | None:
-        headers = _headers(scope)
+    def _refusal(self, scope: Scope, headers: Mapping[str, str]) -> Response | None:
         if self.authenticator.development and not self._loopback_only(scope, headers):
             return error_response(
                 403,
@@ -212,12 +217,12 @@ class SecurityMiddleware:
         server = scope.get("server")
         client = scope.get("client")
         # No address at all is a Unix socket: local by construction.
-        if server is not None and not is_loopback_host(server[0]):
+        if server is not None and not _is_loopback(server[0]):
             return False
-        if client is not None and not is_loopback_host(client[0]):
+        if client is not None and not _is_loopback(client[0]):
             return False
         host = headers.get("host")
-        return host is None or is_loopback_host(_host_name(host))
+        return host is None or _is_loopback(_host_name(host))
 
     async def _call_guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.settings.max_body_bytes

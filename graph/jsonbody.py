@@ -142,10 +142,12 @@ kept: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 async def parse_ahead(request: Any) -> None:
     """For a strawberry view's `parse_http_body`: parses a large JSON POST body with `loads`
     before strawberry does, so that `decode` (the view's `decode_json`) hands back the result."""
-    if request.method != "POST" or "application/json" not in (request.content_type or ""):
+    if request.method != "POST":
         return
     body = await request.get_body()
     if not isinstance(body, bytes) or len(body) < SMALL_BYTES:
+        return
+    if "application/json" not in (request.content_type or ""):
         return
     try:
         parsed: Any = await loads(body)

@@ -46,10 +46,10 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
 from db.settings import Settings
 from graph.observability import count_refusal
+from graph.strawberry_adapter import graphql_schema, validate_document
 
 PAGE_ARGUMENTS = ("first", "last")
 # Fragment lattices make the counts astronomical; past this they only need to stay "too many".
@@ -338,7 +338,7 @@ class QueryLimits(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        schema = context.schema._schema
+        schema = graphql_schema(context.schema)
         document = context.graphql_document
         # None unless an earlier extension already knows the answer (graph/persisted.py)
         if (

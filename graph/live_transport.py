@@ -19,6 +19,7 @@ a stream of `event: next` / `event: complete` messages.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -88,7 +89,30 @@ def loopback_only(scope: Scope, headers: Mapping[str, str]) -> bool:
 
 
 class WebSocketConnection:
-    """One graphql-transport-ws connection: its subscriptions and its outgoing queue."""
+    """One graphql-transport-ws connection: its subscriptions and its outgoing messages.
+
+    An idle connection holds one task, the one uvicorn runs it in, reading: the messages waiting
+    to be written and the task writing them exist only while there is something to write, so
+    that thousands of idle subscribers cost little memory each.
+    """
+
+    __slots__ = (
+        "acknowledged",
+        "authenticator",
+        "closed",
+        "expiry",
+        "live",
+        "outgoing",
+        "receive",
+        "send",
+        "serving",
+        "settings",
+        "subscriptions",
+        "tasks",
+        "viewer_id",
+        "waiting_for_client",
+        "writer",
+    )
 
     def __init__(
         self, live: Live, authenticator: Authenticator, receive: Receive, send: Send
@@ -98,30 +122,37 @@ class WebSocketConnection:
         self.authenticator = authenticator
         self.receive = receive
         self.send = send
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(self.settings.live_queue_size)
+        self.outgoing: collections.deque[str] | None = None
+        self.writer: asyncio.Task[None] | None = None
         self.subscriptions: dict[str, Subscriber | None] = {}
         self.viewer_id: str | None = None
         self.acknowledged = False
         self.closed = False
         self.expiry: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.ended = asyncio.Event()
+        self.serving: asyncio.Task[Any] | None = None
+        self.waiting_for_client = False
 
     # -- Sink -----------------------------------------------------------------------------------
 
     def _put(self, text: str) -> None:
         if self.closed:
             return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if self.outgoing is None:
+            self.outgoing = collections.deque()
+        if len(self.outgoing) >= self.settings.live_queue_size:
             self._spawn(
                 self.close(POLICY_VIOLATION, "slow consumer: too many messages waiting to be read")
             )
+            return
+        self.outgoing.append(text)
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write())
 
     def next(self, operation_id: str, payload: bytes) -> None:
         identifier = orjson.dumps(operation_id).decode()
-        self._put(f'{{"id":{identifier},"type":"next","payload":{payload.decode()}}}')
+        text = DECODED.text_of(payload)
+        self._put(f'{{"id":{identifier},"type":"next","payload":{text}}}')
 
     def error(self, operation_id: str, errors: list[dict[str, Any]]) -> None:
         self._put(orjson.dumps({"id": operation_id, "type": "error", "payload": errors}).decode())
@@ -152,7 +183,15 @@ class WebSocketConnection:
                 self.send({"type": "websocket.close", "code": code, "reason": reason}),
                 CLOSE_TIMEOUT_SECONDS,
             )
-        self.ended.set()
+        # The handler returns even if the client never answers (a slow consumer, an expired
+        # token): its read is cancelled rather than raced against an event in a task of its own.
+        serving = self.serving
+        if (
+            self.waiting_for_client
+            and serving is not None
+            and serving is not asyncio.current_task()
+        ):
+            serving.cancel()
 
     def stop_all(self) -> None:
         for subscriber in list(self.subscriptions.values()):
@@ -163,11 +202,15 @@ class WebSocketConnection:
             self.expiry.cancel()
 
     async def _write(self) -> None:
-        while True:
-            text = await self.queue.get()
-            if text is None or self.closed:
-                return
-            await self.send({"type": "websocket.send", "text": text})
+        try:
+            while self.outgoing and not self.closed:
+                text = self.outgoing.popleft()
+                await self.send({"type": "websocket.send", "text": text})
+        except Exception:  # the client went away: the handler reads its disconnect
+            self.closed = True
+        finally:
+            self.writer = None
+            self.outgoing = None
 
     async def _read(self) -> dict[str, Any] | None:
         """The next message as JSON; None when the client went away or the socket was closed."""
@@ -194,7 +237,7 @@ class WebSocketConnection:
         return data
 
     async def serve(self) -> None:
-        writer = asyncio.create_task(self._write())
+        self.serving = asyncio.current_task()
         try:
             try:
                 first = await asyncio.wait_for(
@@ -219,23 +262,24 @@ class WebSocketConnection:
         finally:
             self.closed = True
             self.stop_all()
-            writer.cancel()
+            if self.writer is not None:
+                self.writer.cancel()
             for task in list(self.tasks):
                 task.cancel()
 
     async def _read_unless_closed(self) -> dict[str, Any] | None:
-        """The next message, or None once the server closed the connection (a slow consumer,
-        an expired token): the handler then returns even if the client never answers."""
-        reading = asyncio.ensure_future(self._read())
-        ended = asyncio.ensure_future(self.ended.wait())
+        """The next message, or None once the server closed the connection (`close` cancels
+        this read)."""
+        self.waiting_for_client = True
         try:
-            await asyncio.wait({reading, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ended.cancel()
-        if not reading.done():
-            reading.cancel()
+            return await self._read()
+        except asyncio.CancelledError:
+            serving = asyncio.current_task()
+            if not self.closed or serving is None or serving.uncancel():
+                raise
             return None
-        return reading.result()
+        finally:
+            self.waiting_for_client = False
 
     def _initialise(self, payload: Any) -> bool:
         authorization = None
@@ -334,6 +378,24 @@ class WebSocketConnection:
             self.finished(identifier)
 
 
+class DecodedPayload:
+    """The text of the last payload sent over WebSocket: the members of a group receive the same
+    bytes object (graph/live.py resolves a change once per group), decoded once for all of
+    them. Compared by identity; holding the bytes keeps its identity from being reused."""
+
+    def __init__(self) -> None:
+        self.payload = b""
+        self.text = ""
+
+    def text_of(self, payload: bytes) -> str:
+        if payload is not self.payload:
+            self.payload, self.text = payload, payload.decode()
+        return self.text
+
+
+DECODED = DecodedPayload()
+
+
 class SseConnection:
     """One graphql-sse subscription (distinct connections mode) over a streamed response."""
 
@@ -394,12 +456,15 @@ class LiveEndpoints:
             self.live = None
             await live.close()
 
-    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _refused(self, scope: Scope) -> bool:
+        """The handshake's checks; its headers are not kept for the connection's lifetime."""
         headers = _headers(scope)
-        refused = not origin_allowed(headers, self.settings) or (
+        return not origin_allowed(headers, self.settings) or (
             self.authenticator.development and not loopback_only(scope, headers)
         )
-        if refused or self.live is None:
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._refused(scope) or self.live is None:
             # Before `accept`: the handshake is answered 403.
             await send({"type": "websocket.close", "code": POLICY_VIOLATION})
             return

@@ -1,27 +1,26 @@
 """Every database read of the GraphQL layer, as dataloaders built per request.
 
-Each loader is named `<thing>_by_<key>` and has the same body: one statement for the whole batch
-(`= ANY($1)`), a dict, values in key order; `None` for a missing object and `[]` for a to-many key
-with no rows. Loaders whose key carries arguments (filters, page) batch the keys per distinct
-arguments, so a query costs one statement per list field and argument set, however many rows come
-back. Every statement only sees rows of conversations the viewer may read (`graph.permissions`).
+Three families, each with one body: `by_id(kind)` (one `= ANY($1)` statement for a batch of ids,
+`None` for a missing or hidden object), `of(relation)` (a relation's rows for a batch of parents,
+see graph/relations.py) and `pages(relation)` / `counts(relation)` (cursor connections, paged per
+parent). Loaders whose key carries arguments (filters, page, a rendering plan) batch the keys per
+distinct arguments, so a query costs one statement per list field and argument set, however many
+rows come back. Every statement only sees rows of conversations the viewer may read
+(`Loaders.visible`, from graph/permissions.py).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     DateTime,
     FromClause,
-    Integer,
-    Table,
+    bindparam,
     func,
     literal,
     select,
@@ -31,26 +30,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from strawberry.dataloader import DataLoader
 
-from graph import filters as f
-from graph.api_calls import ApiCall
-from graph.clusters import Cluster
-from graph.conversations import Conversation
-from graph.edits import Edit
-from graph.filters import (
-    ApiCallFilter,
-    ConversationFilter,
-    EditFilter,
-    NodeFilter,
-    RelationshipFilter,
-    UtteranceFilter,
-)
-from graph.nodes import ThreadNode
-from graph.pagination import Ordering, Page, PageRequest, fetch_counts, fetch_pages
+from graph.pagination import ListArgs, Page, fetch_counts, fetch_pages
 from graph.permissions import visible_conversation_ids, visible_to
-from graph.relationships import Relationship
+from graph.registry import KINDS, UNREAD_COLUMNS, columns
+from graph.relations import STATEMENTS, UUIDS, Paged, Relation
 from graph.relay import from_row
-from graph.rendering import Plan, Rendered, render
-from graph.utterances import Utterance
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -59,20 +43,8 @@ K = TypeVar("K", bound=Hashable)
 A = TypeVar("A", bound=Hashable)
 V = TypeVar("V")
 
-UUIDS = ARRAY(PG_UUID(as_uuid=True))
-# Row ids are `RowId` at run time; the types declare them `strawberry.ID`, so keys are loose.
+# Row ids are `uuid.UUID` at run time; the types declare them `strawberry.ID`, so keys are loose.
 RowId = Any
-# The tables `node(id:)` looks an id up in, with the type each one's rows become.
-KINDS: dict[str, tuple[Table, type]] = {
-    "conversation": (f.conversations, Conversation),
-    "node": (f.nodes, ThreadNode),
-    "relationship": (f.relationships, Relationship),
-    "cluster": (f.clusters, Cluster),
-    "utterance": (f.utterances, Utterance),
-    "edit": (f.edits, Edit),
-    "api_call": (f.api_calls, ApiCall),
-}
-MAX_ANCESTORS = 1000
 
 
 def _converter(column: Any) -> Callable[[Any], Any] | None:
@@ -88,29 +60,20 @@ def _converter(column: Any) -> Callable[[Any], Any] | None:
 
 
 CONVERTERS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
-    kind: [
+    name: [
         (column.key, converter)
-        for column in table.c
+        for column in kind.table.c
         if (converter := _converter(column)) is not None
     ]
-    for kind, (table, _) in KINDS.items()
+    for name, kind in KINDS.items()
 }
 
 
 def from_json(kind: str, data: dict[str, Any]) -> Any:
+    """An object of `kind` from its row as JSON (`to_jsonb`)."""
     for name, convert in CONVERTERS[kind]:
         data[name] = convert(data.get(name))
-    return from_row(KINDS[kind][1], data)
-
-
-@dataclass(frozen=True)
-class ListArgs(Generic[A]):
-    """A connection's arguments: filter, order and page, one batch per distinct value."""
-
-    filter: A
-    order: Ordering
-    page: PageRequest
-    render: Plan | None = None
+    return from_row(KINDS[kind].graphql_type, data)
 
 
 def any_key(column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:
@@ -144,136 +107,76 @@ def field_path(path: Any) -> tuple[str, ...]:
 
 
 class Loaders:
-    """The request's loaders; see the module docstring."""
+    """The request's loaders; see the module docstring. Also the `Scope` (graph/relations.py)
+    the statements are built in: who asks and what they may read."""
 
     def __init__(self, context: Context) -> None:
         self.context = context
         self._scoped: dict[tuple[str, ...], Loaders] = {}
+        # built on first use: a request uses a few of them
+        self._loaders: dict[Any, DataLoader[Any, Any]] = {}
         self.fetch = context.fetch
         self.viewer_id = context.viewer_id
 
-    # Each loader is built on first use: a request uses a few of them, and `at` makes one set of
-    # loaders per field of the query.
+    def _loader(self, key: Any, make: Callable[[], DataLoader[Any, Any]]) -> Any:
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = make()
+        return loader
 
-    @cached_property
-    def conversation_by_id(self) -> DataLoader[RowId, Conversation | None]:
-        return DataLoader(self._conversation_by_id)
+    def by_id(self, kind: str) -> DataLoader[RowId, Any]:
+        """Objects of `kind` by id."""
+        return self._loader(("by_id", kind), lambda: DataLoader(self._by_id(kind)))
 
-    @cached_property
-    def node_by_id(self) -> DataLoader[RowId, ThreadNode | None]:
-        return self._by_id(f.nodes, ThreadNode)
+    # the loaders other modules name
+    @property
+    def conversation_by_id(self) -> DataLoader[RowId, Any]:
+        return self.by_id("conversation")
 
-    @cached_property
-    def relationship_by_id(self) -> DataLoader[RowId, Relationship | None]:
-        return self._by_id(f.relationships, Relationship)
+    @property
+    def node_by_id(self) -> DataLoader[RowId, Any]:
+        return self.by_id("node")
 
-    @cached_property
-    def cluster_by_id(self) -> DataLoader[RowId, Cluster | None]:
-        return self._by_id(f.clusters, Cluster)
+    @property
+    def relationship_by_id(self) -> DataLoader[RowId, Any]:
+        return self.by_id("relationship")
 
-    @cached_property
-    def utterance_by_id(self) -> DataLoader[RowId, Utterance | None]:
-        return self._by_id(f.utterances, Utterance)
+    @property
+    def cluster_by_id(self) -> DataLoader[RowId, Any]:
+        return self.by_id("cluster")
 
-    @cached_property
-    def edit_by_id(self) -> DataLoader[RowId, Edit | None]:
-        return self._by_id(f.edits, Edit)
+    @property
+    def utterance_by_id(self) -> DataLoader[RowId, Any]:
+        return self.by_id("utterance")
 
-    @cached_property
-    def api_call_by_id(self) -> DataLoader[RowId, ApiCall | None]:
-        return self._by_id(f.api_calls, ApiCall)
-
-    @cached_property
+    @property
     def object_by_id(self) -> DataLoader[RowId, Any]:
-        return DataLoader(self._object_by_id)
+        """Any object by id, whatever its table."""
+        return self._loader("object_by_id", lambda: DataLoader(self._object_by_id))
 
-    @cached_property
-    def ancestors_by_node_id(self) -> DataLoader[RowId, list[ThreadNode]]:
-        return DataLoader(self._ancestors_by_node_id)
-
-    @cached_property
-    def clusters_by_node_id(self) -> DataLoader[RowId, list[Cluster]]:
-        return DataLoader(self._clusters_by_node_id)
-
-    @cached_property
-    def utterances_by_node_id(self) -> DataLoader[RowId, list[Utterance]]:
-        return self._many_by(
-            f.utterances, f.utterances.c.node_id, Utterance, f.utterances.c.sequence_number
+    def of(self, relation: Relation) -> GroupedLoader[RowId, Any, list[Any]]:
+        """A relation's rows by parent id (and arguments)."""
+        return self._loader(
+            relation,
+            lambda: GroupedLoader(lambda key, parents: relation.batch(self, key, parents)),
         )
 
-    @cached_property
-    def edits_by_node_id(self) -> DataLoader[RowId, list[Edit]]:
-        return DataLoader(self._edits_by_node_id)
+    def rendered(self, relation: Relation) -> GroupedLoader[RowId, Any, Any]:
+        """A relation's whole field rendered by PostgreSQL, by parent id (and selection)."""
+        return self._loader(
+            ("rendered", relation),
+            lambda: GroupedLoader(
+                lambda arguments, parents: relation.batch_rendered(self, arguments, parents)
+            ),
+        )
 
-    @cached_property
-    def relationships_by_from_node_id(
-        self,
-    ) -> GroupedLoader[RowId, RelationshipFilter, list[Relationship]]:
-        return GroupedLoader(self._relationships_by("from_node_id"))
+    def pages(self, relation: Paged) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        """A connection's page by parent id (None for a root list)."""
+        return self._loader(("pages", relation), lambda: self._pages(relation))
 
-    @cached_property
-    def relationships_by_to_node_id(
-        self,
-    ) -> GroupedLoader[RowId, RelationshipFilter, list[Relationship]]:
-        return GroupedLoader(self._relationships_by("to_node_id"))
-
-    @cached_property
-    def clusters_by_conversation_id(self) -> GroupedLoader[RowId, int | None, list[Cluster]]:
-        return GroupedLoader(self._clusters_by_conversation_id)
-
-    @cached_property
-    def nodes_by_conversation_id(
-        self,
-    ) -> GroupedLoader[RowId, tuple[NodeFilter, Plan | None], list[Any]]:
-        return GroupedLoader(self._nodes_by_conversation_id)
-
-    @cached_property
-    def conversations_page(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        return self._pages(f.conversations, None, Conversation)
-
-    @cached_property
-    def conversations_count(self) -> GroupedLoader[Any, Any, int]:
-        return self._counts(f.conversations, None)
-
-    @cached_property
-    def nodes_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        return self._pages(f.nodes, "conversation_id", ThreadNode)
-
-    @cached_property
-    def nodes_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
-        return self._counts(f.nodes, "conversation_id")
-
-    @cached_property
-    def utterances_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        return self._pages(f.utterances, "conversation_id", Utterance)
-
-    @cached_property
-    def utterances_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
-        return self._counts(f.utterances, "conversation_id")
-
-    @cached_property
-    def relationships_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        return self._pages(f.relationships, "conversation_id", Relationship)
-
-    @cached_property
-    def relationships_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
-        return self._counts(f.relationships, "conversation_id")
-
-    @cached_property
-    def edits_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        return self._pages(f.edits, "conversation_id", Edit)
-
-    @cached_property
-    def edits_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
-        return self._counts(f.edits, "conversation_id")
-
-    @cached_property
-    def api_calls_page_by_conversation_id(self) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        return self._pages(f.api_calls, "conversation_id", ApiCall)
-
-    @cached_property
-    def api_calls_count_by_conversation_id(self) -> GroupedLoader[Any, Any, int]:
-        return self._counts(f.api_calls, "conversation_id")
+    def counts(self, relation: Paged) -> GroupedLoader[Any, Any, int]:
+        """A connection's `totalCount` by parent id (None for a root list)."""
+        return self._loader(("counts", relation), lambda: self._counts(relation))
 
     def forget(self) -> None:
         """Drops every loader's cache: the request is done, and its rows are garbage now, not
@@ -281,9 +184,9 @@ class Loaders:
         for scoped in self._scoped.values():
             scoped.forget()
         self._scoped.clear()
-        for value in vars(self).values():
-            if isinstance(value, DataLoader):
-                value.clear_all()
+        for loader in self._loaders.values():
+            loader.clear_all()
+        self._loaders.clear()
 
     def at(self, info: Any) -> Loaders:
         """The loaders of one field of the query (its path without list indices).
@@ -302,214 +205,78 @@ class Loaders:
     # -- visibility -------------------------------------------------------------------------
 
     def visible(self, table: FromClause) -> ColumnElement[bool]:
-        """Rows of `table` the viewer may read: those of conversations visible to them.
+        """Rows of `table` (or of an alias of one) the viewer may read: those of conversations
+        visible to them.
 
         security: the owner's soft-deleted conversations pass here, so that a conversation the
         owner asked for explicitly can be traversed; the root fields leave them out unless asked
         (`ConversationFilter.include_deleted`, `graph.queries`). Nobody else ever sees them.
         """
-        if table is f.conversations:
-            return visible_to(self.viewer_id, include_deleted=True)
+        if "conversation_id" not in table.c:
+            # the conversations table, or an alias of it
+            from sqlalchemy.sql.util import ClauseAdapter
+
+            condition = visible_to(self.viewer_id, include_deleted=True)
+            return ClauseAdapter(table).traverse(condition)
         return table.c.conversation_id.in_(
             visible_conversation_ids(self.viewer_id, include_deleted=True)
         )
 
     # -- by id ------------------------------------------------------------------------------
 
-    async def _conversation_by_id(self, keys: list[RowId]) -> list[Conversation | None]:
-        table = f.conversations
-        rows = await self.fetch(
-            select(*self._columns(table)).where(any_key(table.c.id, keys), self.visible(table))
-        )
-        found = {row.id: from_row(Conversation, row) for row in rows}
-        return [found.get(key) for key in keys]
+    def _by_id(self, kind: str) -> Callable[[list[RowId]], Awaitable[list[Any]]]:
+        table = KINDS[kind].table
+        make = KINDS[kind].graphql_type
 
-    def _by_id(self, table: Table, kind: type[V]) -> DataLoader[RowId, V | None]:
-        async def load(keys: list[RowId]) -> list[V | None]:
-            rows = await self.fetch(
-                select(table).where(any_key(table.c.id, keys), self.visible(table))
+        def build() -> Any:
+            return select(*columns(table)).where(
+                table.c.id == func.any(bindparam("ids", type_=UUIDS)), self.visible(table)
             )
-            found = {row.id: from_row(kind, row) for row in rows}
+
+        async def load(keys: list[RowId]) -> list[Any]:
+            statement = STATEMENTS.get(("by_id", kind, self.viewer_id), build)
+            rows = await self.fetch(statement, {"ids": list(keys)})
+            found: dict[Any, Any] = {row.id: from_row(make, row) for row in rows}
             return [found.get(key) for key in keys]
 
-        return DataLoader(load)
+        return load
 
     async def _object_by_id(self, keys: list[RowId]) -> list[Any]:
-        """Any object by id, whatever its table: one UNION ALL over the seven tables.
+        """Any object by id, whatever its table: one UNION ALL over the tables of the registry.
 
         Each branch returns its rows as JSON (`to_jsonb`), converted back to Python values
         column by column, so that objects of any mix of types cost one statement.
         """
-        parameter = literal(list(keys), UUIDS)
-        branches = []
-        for kind, (table, _) in KINDS.items():
-            row: Any = func.to_jsonb(table.table_valued())
-            if table is f.conversations:
-                row = row.op("-")(literal("tsv_search"))
-            branches.append(
-                select(literal(kind).label("kind"), table.c.id, row.label("row")).where(
-                    table.c.id == func.any(parameter), self.visible(table)
-                )
-            )
+        statement = STATEMENTS.get(("object_by_id", self.viewer_id), self._objects_by_id)
         found = {
-            row.id: from_json(row.kind, row.row) for row in await self.fetch(union_all(*branches))
+            row.id: from_json(row.kind, row.row)
+            for row in await self.fetch(statement, {"ids": list(keys)})
         }
         return [found.get(key) for key in keys]
 
-    # -- to-many ----------------------------------------------------------------------------
-
-    def _many_by(
-        self, table: Table, column: Any, kind: type[V], *order_by: Any
-    ) -> DataLoader[RowId, list[V]]:
-        async def load(keys: list[RowId]) -> list[list[V]]:
-            rows = await self.fetch(
-                select(table)
-                .where(any_key(column, keys), self.visible(table))
-                .order_by(*order_by, table.c.id)
-            )
-            found: dict[RowId, list[V]] = {key: [] for key in keys}
-            for row in rows:
-                found[row._mapping[column.key]].append(from_row(kind, row))
-            return [found[key] for key in keys]
-
-        return DataLoader(load)
-
-    def _relationships_by(
-        self, end: str
-    ) -> Callable[[RelationshipFilter, list[RowId]], Awaitable[list[list[Relationship]]]]:
-        table = f.relationships
-        column = table.c[end]
-
-        async def load(
-            relationship_filter: RelationshipFilter, keys: list[RowId]
-        ) -> list[list[Relationship]]:
-            rows = await self.fetch(
-                select(table)
-                .where(
-                    any_key(column, keys), self.visible(table), *relationship_filter.conditions()
+    def _objects_by_id(self) -> Any:
+        parameter = bindparam("ids", type_=UUIDS)
+        branches = []
+        for name, kind in KINDS.items():
+            table = kind.table
+            row: Any = func.to_jsonb(table.table_valued())
+            for unread in UNREAD_COLUMNS & set(table.c.keys()):
+                row = row.op("-")(literal(unread))
+            branches.append(
+                select(literal(name).label("kind"), table.c.id, row.label("row")).where(
+                    table.c.id == func.any(parameter), self.visible(table)
                 )
-                .order_by(column, table.c.created_at, table.c.id)
             )
-            found: dict[RowId, list[Relationship]] = {key: [] for key in keys}
-            for row in rows:
-                found[row._mapping[end]].append(from_row(Relationship, row))
-            return [found[key] for key in keys]
-
-        return load
-
-    async def _clusters_by_node_id(self, keys: list[RowId]) -> list[list[Cluster]]:
-        table = f.clusters
-        # `&&` so that the GIN index on node_ids finds the clusters holding any of the nodes.
-        rows = await self.fetch(
-            select(table)
-            .where(table.c.node_ids.op("&&")(literal(list(keys), UUIDS)), self.visible(table))
-            .order_by(table.c.level, table.c.cluster_name, table.c.id)
-        )
-        found: dict[RowId, list[Cluster]] = {key: [] for key in keys}
-        for row in rows:
-            cluster = from_row(Cluster, row)
-            for node_id in row.node_ids or ():
-                members = found.get(node_id)
-                if members is not None:
-                    members.append(cluster)
-        return [found[key] for key in keys]
-
-    async def _edits_by_node_id(self, keys: list[RowId]) -> list[list[Edit]]:
-        table = f.edits
-        rows = await self.fetch(
-            select(table)
-            .where(
-                table.c.target_type == "node", any_key(table.c.target_id, keys), self.visible(table)
-            )
-            .order_by(table.c.created_at.desc(), table.c.id.desc())
-        )
-        found: dict[RowId, list[Edit]] = {key: [] for key in keys}
-        for row in rows:
-            found[row.target_id].append(from_row(Edit, row))
-        return [found[key] for key in keys]
-
-    async def _ancestors_by_node_id(self, keys: list[RowId]) -> list[list[ThreadNode]]:
-        """Each node's parent, grandparent, ... up to the root: one recursive CTE per batch."""
-        table = f.nodes
-        start = (
-            select(
-                table.c.id.label("start_id"),
-                table.c.parent_id.label("ancestor_id"),
-                literal(1, Integer).label("depth"),
-            )
-            .where(any_key(table.c.id, keys), table.c.parent_id.is_not(None))
-            .cte("walk", recursive=True)
-        )
-        parent = table.alias("parent")
-        walk = start.union_all(
-            select(start.c.start_id, parent.c.parent_id, start.c.depth + 1).where(
-                parent.c.id == start.c.ancestor_id,
-                parent.c.parent_id.is_not(None),
-                # A loop in stored data must not walk forever.
-                start.c.depth < MAX_ANCESTORS,
-            )
-        )
-        rows = await self.fetch(
-            select(walk.c.start_id, table)
-            .join(table, table.c.id == walk.c.ancestor_id)
-            .where(self.visible(table))
-            .order_by(walk.c.start_id, walk.c.depth)
-        )
-        found: dict[RowId, list[ThreadNode]] = {key: [] for key in keys}
-        for row in rows:
-            found[row.start_id].append(from_row(ThreadNode, row))
-        return [found[key] for key in keys]
-
-    async def _clusters_by_conversation_id(
-        self, level: int | None, keys: list[RowId]
-    ) -> list[list[Cluster]]:
-        table = f.clusters
-        where = [any_key(table.c.conversation_id, keys), self.visible(table)]
-        if level is not None:
-            where.append(table.c.level == level)
-        rows = await self.fetch(
-            select(table).where(*where).order_by(table.c.level, table.c.cluster_name, table.c.id)
-        )
-        found: dict[RowId, list[Cluster]] = {key: [] for key in keys}
-        for row in rows:
-            found[row.conversation_id].append(from_row(Cluster, row))
-        return [found[key] for key in keys]
-
-    async def _nodes_by_conversation_id(
-        self, arguments: tuple[NodeFilter, Plan | None], keys: list[RowId]
-    ) -> list[list[Any]]:
-        """With a plan, each node comes as the JSON PostgreSQL rendered (graph.rendering)."""
-        node_filter, plan = arguments
-        table = f.nodes
-        where = [any_key(table.c.conversation_id, keys), self.visible(table)]
-        statement = select(table).where(*where, *node_filter.conditions())
-        source: FromClause = table
-        if plan is not None:
-            # The rows are found first (OFFSET 0 keeps the planner from flattening the subquery
-            # and choosing its plan by the rendering's cost), then rendered.
-            source = statement.offset(0).subquery()
-            statement = select(
-                source.c.conversation_id, render(plan, source, self.visible).label("doc")
-            )
-        rows = await self.fetch(
-            statement.order_by(source.c.conversation_id, source.c.timestamp_start, source.c.id)
-        )
-        found: dict[RowId, list[Any]] = {key: [] for key in keys}
-        for row in rows:
-            item = from_row(ThreadNode, row) if plan is None else Rendered(row.doc)
-            found[row.conversation_id].append(item)
-        self.context.to_empty.extend(found.values())
-        return [found[key] for key in keys]
+        return union_all(*branches)
 
     # -- connections ------------------------------------------------------------------------
 
-    def _pages(
-        self, table: Table, parent: str | None, kind: type
-    ) -> GroupedLoader[Any, ListArgs[Any], Page]:
-        parent_column = table.c[parent] if parent is not None else None
+    def _pages(self, relation: Paged) -> GroupedLoader[Any, ListArgs[Any], Page]:
+        table = relation.kind.table
+        parent_column = table.c[relation.column] if relation.column else None
+        make = relation.kind.graphql_type
 
         async def load(arguments: ListArgs[Any], keys: list[Any]) -> list[Page]:
-            plan = arguments.render
             pages = await fetch_pages(
                 self.fetch,
                 table,
@@ -518,19 +285,17 @@ class Loaders:
                 [self.visible(table), *arguments.filter.conditions()],
                 arguments.order,
                 arguments.page,
-                (lambda row: from_row(kind, row))
-                if plan is None
-                else (lambda row: Rendered(row[-1])),
-                None if plan is None else (lambda source: render(plan, source, self.visible)),
+                lambda row: from_row(make, row),
             )
             for page in pages:
-                self.context.to_empty.extend((page.items, page.keys))
+                self.context.to_empty.extend((page.items, page.cursors))
             return pages
 
         return GroupedLoader(load)
 
-    def _counts(self, table: Table, parent: str | None) -> GroupedLoader[Any, Any, int]:
-        parent_column = table.c[parent] if parent is not None else None
+    def _counts(self, relation: Paged) -> GroupedLoader[Any, Any, int]:
+        table = relation.kind.table
+        parent_column = table.c[relation.column] if relation.column else None
 
         async def load(list_filter: Any, keys: list[Any]) -> list[int]:
             return await fetch_counts(
@@ -543,20 +308,5 @@ class Loaders:
 
         return GroupedLoader(load)
 
-    @staticmethod
-    def _columns(table: Table) -> list[Any]:
-        return [column for column in table.c if column.key != "tsv_search"]
 
-
-__all__ = [
-    "KINDS",
-    "ApiCallFilter",
-    "ConversationFilter",
-    "EditFilter",
-    "GroupedLoader",
-    "ListArgs",
-    "Loaders",
-    "NodeFilter",
-    "RelationshipFilter",
-    "UtteranceFilter",
-]
+__all__ = ["GroupedLoader", "ListArgs", "Loaders", "from_json"]

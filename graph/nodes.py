@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from graph.context import Context
 from graph.enums import DialogueType, RelationshipDirection
-from graph.filters import RelationshipFilter, any_of
-from graph.limits import ESTIMATED_SIZE
+from graph.filters import DIRECTION_ENDS, DirectedFilter, RelationshipFilter
+from graph.relations import (
+    OF_CONVERSATION,
+    Ancestors,
+    Containing,
+    EitherEnd,
+    Members,
+    ToMany,
+    ToOne,
+    edits_of,
+)
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.scalars import JSON
+from graph.shapes import column_shape
 
 if TYPE_CHECKING:
     from graph.clusters import Cluster
@@ -74,56 +83,35 @@ class SpeakerTransition:
     )
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    """A JSONB value read as text: a string as it is, anything else as its JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _speaker_info(root: ThreadNode) -> SpeakerInfo | None:
-    raw = root.__dict__.get("speaker_info")
-    if not isinstance(raw, dict):
-        return None
-    secondary = raw.get("secondary_speakers")
-    return SpeakerInfo(
-        primary_speaker=_text(raw.get("primary_speaker")),
-        speaker_name=_text(raw.get("speaker_name")),
-        contribution_percentage=_number(raw.get("contribution_percentage")),
-        secondary_speakers=None
-        if not isinstance(secondary, list)
-        else [
-            SecondarySpeaker(
-                speaker_id=_text(item.get("speaker_id")),
-                percentage=_number(item.get("percentage")),
-            )
-            for item in secondary
-            if isinstance(item, dict)
-        ],
+def _directed(
+    direction: str = "both",
+    relationship_type: tuple[str, ...] | None = None,
+    min_strength: float | None = None,
+) -> DirectedFilter:
+    return DirectedFilter(
+        types=relationship_type, min_strength=min_strength, ends=DIRECTION_ENDS[direction]
     )
 
 
-def _speaker_transitions(root: ThreadNode) -> list[SpeakerTransition] | None:
-    raw = root.__dict__.get("speaker_transitions")
-    if raw is None:
-        return None
-    return [
-        SpeakerTransition(
-            from_speaker=_text(item.get("from_speaker")),
-            to_speaker=_text(item.get("to_speaker")),
-            utterance_index=item.get("utterance_index")
-            if isinstance(item.get("utterance_index"), int)
-            else None,
-            transition_type=_text(item.get("transition_type")),
-            context_snippet=_text(item.get("context_snippet")),
-        )
-        for item in raw
-        if isinstance(item, dict)
-    ]
+def _relationships(
+    relationship_type: tuple[str, ...] | None = None, min_strength: float | None = None
+) -> RelationshipFilter:
+    return RelationshipFilter(types=relationship_type, min_strength=min_strength)
+
+
+PARENT = ToOne("node", reference="parent_id")
+PREDECESSOR = ToOne("node", reference="predecessor_id")
+SUCCESSOR = ToOne("node", reference="successor_id")
+CHILDREN = Members("node", column="children_ids", estimated_size=4)
+ANCESTORS = Ancestors("node", reference="parent_id", estimated_size=5)
+OUTGOING = ToMany("relationship", column="from_node_id", key=_relationships, estimated_size=10)
+INCOMING = ToMany("relationship", column="to_node_id", key=_relationships, estimated_size=10)
+RELATIONSHIPS = EitherEnd(
+    "relationship", ends=DIRECTION_ENDS["both"], key=_directed, estimated_size=20
+)
+CLUSTERS = Containing("cluster", column="node_ids", estimated_size=5)
+UTTERANCES = ToMany("utterance", column="node_id", estimated_size=10)
+EDITS = edits_of("node")
 
 
 @strawberry.type(
@@ -166,10 +154,8 @@ class ThreadNode(Node):
     utterance_ids: list[strawberry.ID] | None = strawberry.field(
         description="The ids of the utterances the node covers."
     )
-    speaker_info: SpeakerInfo | None = strawberry.field(resolver=_speaker_info)
-    speaker_transitions: list[SpeakerTransition] | None = strawberry.field(
-        resolver=_speaker_transitions
-    )
+    speaker_info: SpeakerInfo | None = column_shape("speaker_info")
+    speaker_transitions: list[SpeakerTransition] | None = column_shape("speaker_transitions")
     dialogue_type: DialogueType | None = strawberry.field(
         description="How many people speak in the node; null when the analysis did not say."
     )
@@ -218,49 +204,31 @@ class ThreadNode(Node):
     created_at: datetime = strawberry.field(description=CREATED_AT)
     updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
-    @strawberry.field
+    @OF_CONVERSATION.field()
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
+        return await OF_CONVERSATION.resolve(self, info)
 
-    @strawberry.field(description="The node one level up; null for a root node.")
+    @PARENT.field(description="The node one level up; null for a root node.")
     async def parent(self, info: Info) -> ThreadNode | None:
-        if self.parent_id is None:
-            return None
-        return await info.context.loaders.at(info).node_by_id.load(self.parent_id)
+        return await PARENT.resolve(self, info)
 
-    @strawberry.field(
-        description="The nodes one level down, in sibling order.", metadata={ESTIMATED_SIZE: 4}
-    )
+    @CHILDREN.field(description="The nodes one level down, in sibling order.")
     async def children(self, info: Info) -> list[ThreadNode]:
-        if not self.children_ids:
-            return []
-        found = await info.context.loaders.at(info).node_by_id.load_many(self.children_ids)
-        return [child for child in found if child is not None]
+        return await CHILDREN.resolve(self, info)
 
-    @strawberry.field(
-        description="The parent, its parent and so on up to the root, nearest first.",
-        metadata={ESTIMATED_SIZE: 5},
-    )
+    @ANCESTORS.field(description="The parent, its parent and so on up to the root, nearest first.")
     async def ancestors(self, info: Info) -> list[ThreadNode]:
-        if self.parent_id is None:
-            return []
-        return await info.context.loaders.at(info).ancestors_by_node_id.load(self.id)
+        return await ANCESTORS.resolve(self, info)
 
-    @strawberry.field(description="The previous node in time.")
+    @PREDECESSOR.field(description="The previous node in time.")
     async def predecessor(self, info: Info) -> ThreadNode | None:
-        if self.predecessor_id is None:
-            return None
-        return await info.context.loaders.at(info).node_by_id.load(self.predecessor_id)
+        return await PREDECESSOR.resolve(self, info)
 
-    @strawberry.field(description="The next node in time.")
+    @SUCCESSOR.field(description="The next node in time.")
     async def successor(self, info: Info) -> ThreadNode | None:
-        if self.successor_id is None:
-            return None
-        return await info.context.loaders.at(info).node_by_id.load(self.successor_id)
+        return await SUCCESSOR.resolve(self, info)
 
-    @strawberry.field(
-        description="The relationships from this node to others.", metadata={ESTIMATED_SIZE: 10}
-    )
+    @OUTGOING.field(description="The relationships from this node to others.")
     async def outgoing(
         self,
         info: Info,
@@ -270,13 +238,11 @@ class ThreadNode(Node):
             strawberry.argument(description=MIN_STRENGTH),
         ] = None,
     ) -> list[LazyRelationship]:
-        key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
-        loader = info.context.loaders.at(info).relationships_by_from_node_id
-        return await loader.load((self.id, key))
+        return await OUTGOING.resolve(
+            self, info, relationship_type=relationship_type, min_strength=min_strength
+        )
 
-    @strawberry.field(
-        description="The relationships from other nodes to this one.", metadata={ESTIMATED_SIZE: 10}
-    )
+    @INCOMING.field(description="The relationships from other nodes to this one.")
     async def incoming(
         self,
         info: Info,
@@ -286,12 +252,12 @@ class ThreadNode(Node):
             strawberry.argument(description=MIN_STRENGTH),
         ] = None,
     ) -> list[LazyRelationship]:
-        key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
-        return await info.context.loaders.at(info).relationships_by_to_node_id.load((self.id, key))
+        return await INCOMING.resolve(
+            self, info, relationship_type=relationship_type, min_strength=min_strength
+        )
 
-    @strawberry.field(
-        description="The node's relationships in the given direction: outgoing ones first.",
-        metadata={ESTIMATED_SIZE: 20},
+    @RELATIONSHIPS.field(
+        description="The node's relationships in the given direction: outgoing ones first."
     )
     async def relationships(
         self,
@@ -303,30 +269,22 @@ class ThreadNode(Node):
             strawberry.argument(description=MIN_STRENGTH),
         ] = None,
     ) -> list[LazyRelationship]:
-        key = RelationshipFilter(types=any_of(relationship_type), min_strength=min_strength)
-        loaders = info.context.loaders.at(info)
-        found = []
-        if direction is not RelationshipDirection.INCOMING:
-            found += await loaders.relationships_by_from_node_id.load((self.id, key))
-        if direction is not RelationshipDirection.OUTGOING:
-            found += await loaders.relationships_by_to_node_id.load((self.id, key))
-        return found
+        return await RELATIONSHIPS.resolve(
+            self,
+            info,
+            direction=direction,
+            relationship_type=relationship_type,
+            min_strength=min_strength,
+        )
 
-    @strawberry.field(
-        description="The clusters this node is a member of.", metadata={ESTIMATED_SIZE: 5}
-    )
+    @CLUSTERS.field(description="The clusters this node is a member of.")
     async def clusters(self, info: Info) -> list[LazyCluster]:
-        return await info.context.loaders.at(info).clusters_by_node_id.load(self.id)
+        return await CLUSTERS.resolve(self, info)
 
-    @strawberry.field(
-        description="The utterances assigned to this node, in sequence order.",
-        metadata={ESTIMATED_SIZE: 10},
-    )
+    @UTTERANCES.field(description="The utterances assigned to this node, in sequence order.")
     async def utterances(self, info: Info) -> list[LazyUtterance]:
-        return await info.context.loaders.at(info).utterances_by_node_id.load(self.id)
+        return await UTTERANCES.resolve(self, info)
 
-    @strawberry.field(
-        description="The edits made to this node, newest first.", metadata={ESTIMATED_SIZE: 10}
-    )
+    @EDITS.field(description="The edits made to this node, newest first.")
     async def edits(self, info: Info) -> list[LazyEdit]:
-        return await info.context.loaders.at(info).edits_by_node_id.load(self.id)
+        return await EDITS.resolve(self, info)

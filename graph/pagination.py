@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -27,7 +28,9 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Table,
+    Text,
     and_,
+    cast,
     func,
     literal,
     select,
@@ -37,11 +40,14 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from db.settings import Settings
+from graph.sql_json import iso_datetime
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
+# Sort keys compared in Python as another type than their column's (money as a float).
+PYTHON_TYPES: dict[type, type] = {decimal.Decimal: float}
 
 
 def user_error(message: str) -> GraphQLError:
@@ -91,6 +97,15 @@ class Connection(Generic[T]):
 
 
 @dataclass(frozen=True)
+class ListArgs(Generic[K]):
+    """A connection's arguments: filter, order and page, one batch per distinct value."""
+
+    filter: K
+    order: Ordering
+    page: PageRequest
+
+
+@dataclass(frozen=True)
 class PageRequest:
     """Validated `first` / `after`: the page size and the decoded cursor."""
 
@@ -122,27 +137,39 @@ class Ordering:
     nullable: bool
     direction: Direction = Direction.ASC
 
-    def key(self, table: Table) -> ColumnElement[Any]:
+    @classmethod
+    def of(cls, table: Table, name: str, direction: Direction) -> Ordering:
+        """The order by `table`'s column `name`: the key's type and whether it can be null
+        are the column's."""
+        column = table.c[name]
+        python_type = PYTHON_TYPES.get(column.type.python_type, column.type.python_type)
+        return cls(name, python_type, bool(column.nullable), direction)
+
+    def cursor_sql(self, table: FromClause) -> ColumnElement[Any]:
+        """The cursor of each row, made by PostgreSQL for both paths (graph/rendering too):
+        the URL-safe base64 of the JSON array [column, sort key, id], which `decode` reads."""
+        value = self.key(table)
+        if self.python_type is datetime:
+            value = iso_datetime(value)
+        payload = func.json_build_array(literal(self.column, Text), value, cast(table.c.id, Text))
+        encoded = func.encode(func.convert_to(cast(payload, Text), "UTF8"), "base64")
+        return func.translate(encoded, "+/\n", "-_")
+
+    def key(self, table: FromClause) -> ColumnElement[Any]:
         column = table.c[self.column]
         if not self.nullable:
             return column
         return func.coalesce(column, literal(_greatest(self.python_type), column.type))
 
-    def order_by(self, table: Table) -> list[ColumnElement[Any]]:
+    def order_by(self, table: FromClause) -> list[ColumnElement[Any]]:
         if self.direction is Direction.ASC:
             return [self.key(table).asc(), table.c.id.asc()]
         return [self.key(table).desc(), table.c.id.desc()]
 
-    def after(self, table: Table, cursor: tuple[Any, ...]) -> ColumnElement[bool]:
+    def after(self, table: FromClause, cursor: tuple[Any, ...]) -> ColumnElement[bool]:
         row = tuple_(self.key(table), table.c.id)
         value = tuple_(*(literal(part) for part in cursor))
         return row > value if self.direction is Direction.ASC else row < value
-
-    def cursor(self, value: Any, row_id: Any) -> str:
-        if value is None:
-            value = _greatest(self.python_type)
-        payload = [self.column, _to_json(value), str(row_id)]
-        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
 
     def decode(self, cursor: str) -> tuple[Any, ...]:
         try:
@@ -167,14 +194,6 @@ def _greatest(python_type: type) -> Any:
     return "\uffff"
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
-
-
 def _from_json(python_type: type, value: Any) -> Any:
     if python_type is datetime:
         return datetime.fromisoformat(value)
@@ -192,16 +211,14 @@ def _from_json(python_type: type, value: Any) -> Any:
 
 @dataclass
 class Page:
-    """One parent's page: its items, and the sort key and id of each, for cursors on demand
-    (a canvas asks for a thousand nodes and no cursor but the last)."""
+    """One parent's page: its items and the cursor of each."""
 
     items: list[Any]
-    keys: list[tuple[Any, Any]]
-    order: Ordering
+    cursors: list[str]
     has_next_page: bool
 
     def cursor(self, index: int) -> str:
-        return self.order.cursor(*self.keys[index])
+        return self.cursors[index]
 
 
 async def fetch_pages(
@@ -213,34 +230,38 @@ async def fetch_pages(
     order: Ordering,
     page: PageRequest,
     make: Callable[[Any], Any],
-    document: Callable[[FromClause], ColumnElement[Any]] | None = None,
 ) -> list[Page]:
     """Each parent's page in one statement; `parent=None` pages the whole table as one list.
 
-    With `document`, the statement selects only the keys and each row's rendered JSON
-    (`graph.rendering`, the row's last column), computed for the rows of the page alone.
+    Each parent's rows are a `LATERAL` subquery with its own `ORDER BY ... LIMIT`, so an index on
+    (parent, sort key) reads a page and stops, whatever the statistics say.
     """
     where = list(conditions)
-    if parent is not None:
-        where.append(parent == func.any(literal(list(parents), _array_of(parent))))
     if page.after is not None:
         where.append(order.after(table, page.after))
-    position = func.row_number().over(
-        partition_by=[parent] if parent is not None else None, order_by=order.order_by(table)
-    )
-    inner = select(table, position.label("_position")).where(and_(true(), *where)).subquery()
-    # the parent, the sort key and the id first, read by position; then the row or its document
-    keys = [
-        (inner.c[parent.key] if parent is not None else literal(None)).label("_parent"),
-        inner.c[order.column].label("_sort"),
-        inner.c.id.label("_id"),
-    ]
-    rest: list[Any] = [inner] if document is None else [document(inner).label("_document")]
-    statement = (
-        select(*keys, *rest)
-        .where(inner.c._position <= page.first + 1)
-        .order_by(*([inner.c[parent.key]] if parent is not None else []), inner.c._position)
-    )
+    ordering = order.order_by(table)
+    position = func.row_number().over(order_by=ordering).label("_position")
+    ranked = select(table, position).where(and_(true(), *where)).order_by(*ordering)
+    ranked = ranked.limit(page.first + 1)
+    inner: FromClause
+    if parent is None:
+        inner = ranked.subquery()
+        source: FromClause = inner
+        parent_key: Any = literal(None)
+        sequence = [inner.c._position]
+    else:
+        parent_ids = (
+            func.unnest(literal(list(parents), _array_of(parent)))
+            .table_valued("id", with_ordinality="ordinal")
+            .render_derived(name="parent")
+        )
+        inner = ranked.where(parent == parent_ids.c.id).lateral()
+        source = parent_ids.join(inner, true())
+        parent_key = parent_ids.c.id
+        sequence = [parent_ids.c.ordinal, inner.c._position]
+    # the parent and the cursor first, read by position; then the row
+    keys = [parent_key.label("_parent"), order.cursor_sql(inner).label("_cursor")]
+    statement = select(*keys, inner).select_from(source).order_by(*sequence)
     grouped: dict[Any, list[Any]] = {key: [] for key in parents}
     single = parents[0] if parent is None else None
     for row in await fetch(statement):
@@ -252,8 +273,7 @@ async def fetch_pages(
         pages.append(
             Page(
                 items=[make(row) for row in shown],
-                keys=[(row[1], row[2]) for row in shown],
-                order=order,
+                cursors=[row[1] for row in shown],
                 has_next_page=len(rows) > page.first,
             )
         )

@@ -12,6 +12,7 @@ lists, counts and nested traversals never include what the viewer may not see.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -20,6 +21,9 @@ from sqlalchemy import ColumnElement, Select, and_, any_, false, literal, or_, s
 from db.models import Conversation
 
 
+# Building the expression was a fifth of a small query's Python time; it depends on these two
+# values alone, and SQLAlchemy expressions are immutable, so statements can share one.
+@functools.lru_cache(maxsize=1024)
 def visible_to(viewer_id: str | None, *, include_deleted: bool = False) -> ColumnElement[bool]:
     """SQL: the conversations `viewer_id` (None: anonymous) may read."""
     public = Conversation.visibility == "public"
@@ -40,6 +44,7 @@ def visible_to(viewer_id: str | None, *, include_deleted: bool = False) -> Colum
     return and_(readable, live)
 
 
+@functools.lru_cache(maxsize=1024)  # as `visible_to`
 def visible_conversation_ids(
     viewer_id: str | None, *, include_deleted: bool = False
 ) -> Select[uuid.UUID]:
@@ -75,3 +80,34 @@ def can_read(conversation: Any, viewer_id: str | None, *, include_deleted: bool 
 
 def can_write(conversation: Any, viewer_id: str | None) -> bool:
     return viewer_id is not None and conversation.owner_id == viewer_id
+
+
+# -- columns only the owner reads -----------------------------------------------------------------
+
+OWNER_ONLY = "lct_owner_only"
+
+
+def owner_only(column: str, **field_options: Any) -> Any:
+    """A field holding `column` for the conversation's owner and null for anyone else.
+
+    security: who else may read a conversation (`shared_with`) is its owner's business only.
+    """
+    import strawberry
+
+    # unannotated: the field's type is the one its class declares
+    def resolve(root, info: strawberry.Info):
+        viewer_id = info.context.viewer_id
+        if viewer_id is None or viewer_id != root.owner_id:
+            return None
+        return root.__dict__.get(column)
+
+    return strawberry.field(resolver=resolve, metadata={OWNER_ONLY: column}, **field_options)
+
+
+def owner_only_sql(source: Any, column: str, viewer_id: str | None) -> ColumnElement[Any]:
+    """SQL: `column` of a conversations row source when the viewer owns it, else null."""
+    from sqlalchemy import case, null
+
+    if viewer_id is None:
+        return null()
+    return case((source.c.owner_id == literal(viewer_id), source.c[column]), else_=null())

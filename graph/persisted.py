@@ -24,6 +24,10 @@ into its headers). A header naming GraphiQL could be sent by anyone, so it grant
 A known document is parsed once, on its first use, and its parse reused; once it has passed
 validation (standard rules and `graph.limits`) with some values of the variables the limits read
 (page sizes), later requests with the same values skip validation (`PersistedDocumentExtension`).
+A document sent as text gets the same: the text is the key of a second, smaller LRU
+(`PersistedDocuments.texts`), since most traffic repeats a handful of documents and parsing and
+validating one cost more than executing a small query. Only the hash forms are persisted: a text
+is never run by a hash, and a GET of one is not made cacheable.
 A GET of a query sent by hash gets a `Cache-Control` a CDN can honour (`public` when anonymous,
 `private` with a token); mutations never run over GET. `bench/persisted.py` measures the saving.
 """
@@ -67,6 +71,9 @@ BAD_REQUEST = "BAD_REQUEST"
 MEASURED_ARGUMENTS = frozenset((*PAGE_ARGUMENTS, "ids"))
 # Page sizes remembered per document as passing validation and limits; beyond, none are added.
 MAX_REMEMBERED_SIZES = 64
+# Room for the text of documents sent as text: a parse takes some 80 times its text's size, and
+# anybody can send new texts, so this LRU is kept small (some 20 MB of parses at most).
+TEXT_DOCUMENTS_BYTES = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -77,6 +84,8 @@ class Document:
     hash: str
     query: str
     trusted: bool
+    # False for a document known by its text only (`PersistedDocuments.texts`)
+    persisted: bool = True
     parsed: DocumentNode | None = None
     measured_variables: tuple[str, ...] = ()
     passed: set[tuple[Any, ...]] = field(default_factory=set)
@@ -133,7 +142,12 @@ class PersistedDocumentError(HTTPException):
 
 
 def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_utf8(text)).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    """The text's UTF-8; a lone surrogate (JSON can carry one) cannot fail the encoding."""
+    return text.encode(errors="surrogatepass")
 
 
 def _hex_of(document_id: Any) -> str | None:
@@ -196,9 +210,9 @@ class Registered:
             self._documents.move_to_end(digest)
         return document
 
-    def add(self, digest: str, query: str) -> Document:
-        document = Document(hash=digest, query=query, trusted=False)
-        size = len(query.encode())
+    def add(self, digest: str, query: str, *, persisted: bool = True) -> Document:
+        document = Document(hash=digest, query=query, trusted=False, persisted=persisted)
+        size = len(_utf8(query))
         if size > self.max_document or size > self.budget:
             return document  # runs (or is refused for its size) without being kept
         if digest in self._documents:
@@ -207,7 +221,7 @@ class Registered:
         self.used += size
         while self.used > self.budget:
             _, evicted = self._documents.popitem(last=False)
-            self.used -= len(evicted.query.encode())
+            self.used -= len(_utf8(evicted.query))
         return document
 
 
@@ -229,6 +243,11 @@ class PersistedDocuments:
             0 if self.only_trusted else settings.persisted_queries_cache_bytes,
             settings.max_query_bytes,
         )
+        # documents sent as text, keyed by the text itself
+        self.texts = Registered(
+            min(TEXT_DOCUMENTS_BYTES, settings.persisted_queries_cache_bytes),
+            settings.max_query_bytes,
+        )
 
     def find(self, digest: str) -> Document | None:
         return self.manifest.get(digest) or self.registered.get(digest)
@@ -246,8 +265,8 @@ class PersistedDocuments:
             document = self._by_apq(persisted_query, item.query, viewer)
         else:
             self._check_arbitrary(viewer)
-            return item
-        if document is None:  # an administrator's own document, run without being kept
+            document = self._by_text(item.query)
+        if document is None:  # no text, or an administrator's own document, run without being kept
             return item
         return GraphQLRequestData(
             query=document.query,
@@ -311,6 +330,11 @@ class PersistedDocuments:
             return None
         return self.registered.add(digest, query)
 
+    def _by_text(self, query: str | None) -> Document | None:
+        if query is None:
+            return None
+        return self.texts.get(query) or self.texts.add(query, query, persisted=False)
+
     def _check_arbitrary(self, viewer: Viewer) -> None:
         if not self.only_trusted:
             return
@@ -348,7 +372,9 @@ class PersistedDocumentsView:
     persisted: PersistedDocuments
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        if "documentId" in request.query_params or "extensions" in request.query_params:
+        if request.method == "GET" and (
+            "documentId" in request.query_params or "extensions" in request.query_params
+        ):
             return False
         return bool(super().should_render_graphql_ide(request))  # type: ignore[misc]
 
@@ -375,9 +401,9 @@ class PersistedDocumentsView:
 
 
 class PersistedDocumentExtension(SchemaExtension):
-    """Reuses a persisted document's parse and, for page sizes it passed with before, its
-    validation (standard rules and limits); makes a GET of a query by hash cacheable. Must come
-    before `graph.limits.QueryLimits` among the schema's extensions."""
+    """Reuses a known document's parse and, for page sizes it passed with before, its validation
+    (standard rules and limits); makes a GET of a query by hash cacheable. Must come before
+    `graph.limits.QueryLimits` among the schema's extensions."""
 
     def _document(self) -> Document | None:
         extensions = self.execution_context.operation_extensions
@@ -417,7 +443,8 @@ class PersistedDocumentExtension(SchemaExtension):
         response = getattr(context.context, "response", None)
         if request is None or response is None or getattr(request, "method", None) != "GET":
             return
-        if self._document() is None:
+        document = self._document()
+        if document is None or not document.persisted:
             return
         result = context.result
         succeeded = not context.pre_execution_errors and not (result and result.errors)

@@ -11,10 +11,11 @@ import strawberry
 from graphql import GraphQLError
 
 from graph.context import Context
-from graph.conversations import Conversation, _page
+from graph.conversations import Conversation
 from graph.enums import ConversationType
-from graph.filters import ConversationFilter, any_of
-from graph.pagination import Connection, Direction, Ordering, user_error
+from graph.filters import ConversationFilter
+from graph.pagination import Connection, Direction, user_error
+from graph.relations import Paged
 from graph.relay import Node, parse_uuid
 
 Info = strawberry.Info[Context, None]
@@ -28,12 +29,25 @@ class ConversationOrderField(Enum):
     CONVERSATION_NAME = "conversation_name"
 
 
-CONVERSATION_ORDER_TYPES: dict[str, tuple[type, bool]] = {
-    "started_at": (datetime, False),
-    "created_at": (datetime, True),
-    "updated_at": (datetime, True),
-    "conversation_name": (str, False),
-}
+def _conversations(
+    owner_id: str | None = None,
+    conversation_type: tuple[str, ...] | None = None,
+    source_type: tuple[str, ...] | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+    include_deleted: bool = False,
+) -> ConversationFilter:
+    return ConversationFilter(
+        owner_id=owner_id,
+        conversation_types=conversation_type,
+        source_types=source_type,
+        started_after=started_after,
+        started_before=started_before,
+        include_deleted=include_deleted,
+    )
+
+
+CONVERSATIONS = Paged("conversation", key=_conversations, order_column="started_at")
 
 
 async def _refetch(info: Info, ids: list[uuid.UUID]) -> list[Node | None]:
@@ -97,7 +111,7 @@ class Query:
         found = await info.context.loaders.at(info).conversation_by_id.load(parse_uuid(id))
         return _live(found, include_deleted)
 
-    @strawberry.field(
+    @CONVERSATIONS.field(
         description="The conversations you may read, soft-deleted ones left out; newest first by"
         " default."
     )
@@ -125,24 +139,17 @@ class Query:
             ),
         ] = False,
     ) -> Connection[Conversation]:
-        python_type, nullable = CONVERSATION_ORDER_TYPES[order_by.value]
-        loaders = info.context.loaders.at(info)
-        return await _page(
+        return await CONVERSATIONS.resolve(
+            self,
             info,
-            None,
-            ConversationFilter(
-                owner_id=owner_id,
-                conversation_types=any_of(
-                    None if conversation_type is None else [t.value for t in conversation_type]
-                ),
-                source_types=any_of(source_type),
-                started_after=started_after,
-                started_before=started_before,
-                include_deleted=include_deleted,
-            ),
-            Ordering(order_by.value, python_type, nullable, direction),
-            first,
-            after,
-            loaders.conversations_page,
-            loaders.conversations_count,
+            first=first,
+            after=after,
+            owner_id=owner_id,
+            conversation_type=conversation_type,
+            source_type=source_type,
+            started_after=started_after,
+            started_before=started_before,
+            order_by=order_by,
+            direction=direction,
+            include_deleted=include_deleted,
         )

@@ -8,19 +8,27 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
-from graph.limits import ESTIMATED_SIZE
+from graph.relations import OF_CONVERSATION, Members, ToOne, edits_of
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 
 if TYPE_CHECKING:
     from graph.conversations import Conversation
+    from graph.edits import Edit
     from graph.nodes import ThreadNode
     from graph.utterances import Utterance
 
 Info = strawberry.Info[Context, None]
 
 LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
+LazyEdit = Annotated["Edit", strawberry.lazy("graph.edits")]
 LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
 LazyUtterance = Annotated["Utterance", strawberry.lazy("graph.utterances")]
+
+
+FROM_NODE = ToOne("node", reference="from_node_id")
+TO_NODE = ToOne("node", reference="to_node_id")
+SUPPORTING_UTTERANCES = Members("utterance", column="supporting_utterance_ids", estimated_size=5)
+EDITS = edits_of("relationship")
 
 
 @strawberry.type(description="A typed, directed edge from one node to another.")
@@ -48,25 +56,24 @@ class Relationship(Node):
     created_at: datetime = strawberry.field(description=CREATED_AT)
     updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
-    @strawberry.field
+    @OF_CONVERSATION.field()
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
+        return await OF_CONVERSATION.resolve(self, info)
 
-    @strawberry.field
+    @FROM_NODE.field()
     async def from_node(self, info: Info) -> LazyNode | None:
-        return await info.context.loaders.at(info).node_by_id.load(self.from_node_id)
+        return await FROM_NODE.resolve(self, info)
 
-    @strawberry.field
+    @TO_NODE.field()
     async def to_node(self, info: Info) -> LazyNode | None:
-        return await info.context.loaders.at(info).node_by_id.load(self.to_node_id)
+        return await TO_NODE.resolve(self, info)
 
-    @strawberry.field(
-        description="The utterances that support the relationship, in list order.",
-        metadata={ESTIMATED_SIZE: 5},
+    @SUPPORTING_UTTERANCES.field(
+        description="The utterances that support the relationship, in list order."
     )
     async def supporting_utterances(self, info: Info) -> list[LazyUtterance]:
-        if not self.supporting_utterance_ids:
-            return []
-        loader = info.context.loaders.at(info).utterance_by_id
-        found = await loader.load_many(self.supporting_utterance_ids)
-        return [utterance for utterance in found if utterance is not None]
+        return await SUPPORTING_UTTERANCES.resolve(self, info)
+
+    @EDITS.field(description="The edits made to this relationship, newest first.")
+    async def edits(self, info: Info) -> list[LazyEdit]:
+        return await EDITS.resolve(self, info)

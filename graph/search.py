@@ -14,7 +14,7 @@ from graph.context import Context
 from graph.conversations import Conversation, conversation_id_of
 from graph.loaders import from_json
 from graph.nodes import ThreadNode
-from graph.pagination import Connection, Ordering, Page, PageInfo, user_error
+from graph.pagination import Connection, Page, PageInfo, user_error
 from graph.search_sql import (
     KINDS,
     NO_WORDS,
@@ -59,12 +59,6 @@ class SearchHit:
     )
     conversation_id: strawberry.ID
     hit: SearchResult = strawberry.field(description="The conversation, utterance or node.")
-
-
-class SearchPage(Page):
-    def cursor(self, index: int) -> str:
-        rank, kind, row_id = self.keys[index]  # type: ignore[misc]
-        return encode_cursor((rank, kind, row_id))
 
 
 @strawberry.type
@@ -161,10 +155,9 @@ async def run_search(
         if not has_words:
             raise GraphQLError(NO_WORDS, extensions={"code": "BAD_USER_INPUT"})
     shown = hits[:first]
-    page = SearchPage(
+    page = Page(
         items=[_hit(hit) for hit in shown],
-        keys=[hit.key for hit in shown],  # type: ignore[misc]
-        order=Ordering("rank", float, False),
+        cursors=[encode_cursor(hit.key) for hit in shown],
         has_next_page=len(hits) > first,
     )
 

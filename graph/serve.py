@@ -198,8 +198,23 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         log_config=log_config(settings),
+        **websocket_options(settings),
     )
     return 0
+
+
+def websocket_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's WebSocket settings (graph/live_transport.py serves the protocol).
+
+    websockets' sans-I/O implementation: its keep-alive pings are timers, not tasks, so an idle
+    connection costs the least. No permessage-deflate unless `LCT_LIVE_WEBSOCKET_COMPRESSION`,
+    and no message larger than `LCT_LIVE_MAX_MESSAGE_BYTES` is buffered (refused with 1009).
+    """
+    return {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": settings.live_websocket_compression,
+        "ws_max_size": settings.live_max_message_bytes,
+    }
 
 
 def serve_workers(arguments: argparse.Namespace) -> int:
@@ -255,12 +270,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _worker(host: str, port: int, access_log: bool) -> None:
     import uvicorn
 
+    settings = get_settings()
     config = uvicorn.Config(
         "graph.app:app",
         access_log=access_log,
         proxy_headers=False,
         server_header=False,
-        log_config=log_config(get_settings()),
+        log_config=log_config(settings),
+        **websocket_options(settings),
     )
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 

@@ -6,10 +6,9 @@ filter, a variable, an input field or a JSON value would fail inside the driver 
 come back as a masked internal error, or reach a read's `WHERE`. `RefuseUnstorableInput` checks the
 whole operation in one place instead: the string literals of the document and the variables' values
 (keys of JSON objects included), and answers a `BAD_USER_INPUT` request error that names where each
-offending value was (`$input.text`, `createNode(input.text)`). A NUL in a mutation is the one
-exception: the mutation API reports bad input as data, so it becomes the payload's
-`ValidationError` naming the field (PostgreSQL refuses it inside the mutation's transaction and
-`graph.errors.from_database_error` maps the refusal); a surrogate never reaches the driver.
+offending value was (`$input.text`, `createNode(input.text)`). Mutations are no exception: a
+value no column can hold is a malformed request, not a refusal the client could have foreseen from
+the data, so it is answered before any resolver runs and the mutation's transaction never begins.
 
 Variables can be large (an import document): they are encoded by orjson first, in C, which raises on
 a surrogate and writes NUL as `\\u0000`; only a small payload, or one that showed a bad character,
@@ -21,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -39,7 +40,6 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
-from strawberry.types.graphql import OperationType
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -123,6 +123,32 @@ def unstorable_literals(document: DocumentNode) -> Iterator[tuple[str, str]]:
         yield from walk(definition, "", "")
 
 
+class LiteralProblems:
+    """`unstorable_literals` remembered per document object: the parse of a repeated document is
+    reused (graph/persisted.py), and walking it costs more than a small query's execution. Keyed
+    by identity through a weak reference, so that it keeps no document alive; bounded."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._found: OrderedDict[int, tuple[weakref.ref[DocumentNode], list[tuple[str, str]]]] = (
+            OrderedDict()
+        )
+
+    def of(self, document: DocumentNode) -> list[tuple[str, str]]:
+        known = self._found.get(id(document))
+        if known is not None and known[0]() is document:
+            self._found.move_to_end(id(document))
+            return known[1]
+        found = list(unstorable_literals(document))
+        self._found[id(document)] = (weakref.ref(document), found)
+        if len(self._found) > self.size:
+            self._found.popitem(last=False)
+        return found
+
+
+LITERAL_PROBLEMS = LiteralProblems()
+
+
 def _needs_walk(variables: dict[str, Any]) -> tuple[bool, bool]:
     """(walk, off the loop): orjson's C encoder tells a clean large payload apart quickly."""
     try:
@@ -176,7 +202,7 @@ class RefuseUnstorableInput(SchemaExtension):
             return
         found: list[tuple[str, str]] = []
         if context.graphql_document is not None:
-            found.extend(unstorable_literals(context.graphql_document))
+            found.extend(LITERAL_PROBLEMS.of(context.graphql_document))
         variables = context.variables or {}
         if variables and len(found) < MAX_REPORTED:
             walk, off_loop = _needs_walk(variables)
@@ -184,10 +210,6 @@ class RefuseUnstorableInput(SchemaExtension):
                 found.extend(await asyncio.to_thread(unstorable_variables, variables))
             elif walk:
                 found.extend(unstorable_variables(variables))
-        if context.operation_type == OperationType.MUTATION:
-            # a mutation reports a NUL as a ValidationError in its payload, naming the field
-            # (graph.errors maps PostgreSQL's refusal; the transaction is rolled back)
-            found = [item for item in found if item[1] != NUL]
         if found:
             context.result = refusal(found)
         yield

@@ -65,6 +65,7 @@ from graph.observability import count_event_delivered, count_slow_consumer, watc
 from graph.permissions import visible_to
 from graph.relationships import Relationship
 from graph.relay import parse_uuid
+from graph.strawberry_adapter import graphql_schema
 from graph.utterances import Utterance
 
 logger = logging.getLogger("lct.subscriptions")
@@ -356,7 +357,8 @@ class Subscriber:
     def __post_init__(self) -> None:
         self.group_key = (
             self.query,
-            orjson.dumps(self.variables, option=orjson.OPT_SORT_KEYS),
+            # as text: orjson's bytes keep a 4 KB buffer each, for as long as the subscriber
+            orjson.dumps(self.variables, option=orjson.OPT_SORT_KEYS).decode(),
             self.operation_name,
             self.viewer_id,
         )
@@ -561,7 +563,7 @@ class Live:
             document = parse(query, max_tokens=self.limits.max_tokens)
         except GraphQLError as syntax:
             return None, None, [dict(syntax.formatted)]
-        schema = self.schema._schema
+        schema = graphql_schema(self.schema)
         errors = VALIDATION_RESULTS.validate(schema, query, document, tuple(specified_rules))
         if not errors:
             errors = limit_errors(schema, document, self.limits, variables)
@@ -598,10 +600,11 @@ class Live:
                     "BAD_USER_INPUT",
                 )
             ]
-        schema = self.schema._schema
+        schema = graphql_schema(self.schema)
         coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return [dict(item.formatted) for item in coerced]
+        assert schema.subscription_type is not None  # the schema has subscriptions
         definition = schema.subscription_type.fields[root.name.value]
         try:
             arguments = get_argument_values(definition, root, coerced)

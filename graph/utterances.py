@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.context import Context
+from graph.relations import OF_CONVERSATION, ToOne
 from graph.relay import CREATED_AT, UPDATED_AT, Node
 from graph.scalars import JSON
 
@@ -20,6 +21,9 @@ Info = strawberry.Info[Context, None]
 
 LazyConversation = Annotated["Conversation", strawberry.lazy("graph.conversations")]
 LazyNode = Annotated["ThreadNode", strawberry.lazy("graph.nodes")]
+
+
+NODE = ToOne("node", reference="node_id")
 
 
 @strawberry.type(description="One speaker's turn in the transcript.")
@@ -72,12 +76,10 @@ class Utterance(Node):
     created_at: datetime = strawberry.field(description=CREATED_AT)
     updated_at: datetime = strawberry.field(description=UPDATED_AT)
 
-    @strawberry.field
+    @OF_CONVERSATION.field()
     async def conversation(self, info: Info) -> LazyConversation | None:
-        return await info.context.loaders.at(info).conversation_by_id.load(self.conversation_id)
+        return await OF_CONVERSATION.resolve(self, info)
 
-    @strawberry.field(description="The node the utterance is assigned to.")
+    @NODE.field(description="The node the utterance is assigned to.")
     async def node(self, info: Info) -> LazyNode | None:
-        if self.node_id is None:
-            return None
-        return await info.context.loaders.at(info).node_by_id.load(self.node_id)
+        return await NODE.resolve(self, info)

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.utils import base64url_encode
 
-from db.settings import ConfigurationError, Settings
+from db.errors import ConfigurationError
+from db.settings import Settings
 from graph.auth import AuthenticationError, Authenticator, check_bind, is_loopback_host
 
 SECRET = "test-secret-that-is-long-enough-for-hs256!"

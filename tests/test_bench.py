@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from bench.run import compare
+from bench.report import compare
 from db.settings import PROJECT_ROOT
 from tests.conftest import plain_url
 

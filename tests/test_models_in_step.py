@@ -72,6 +72,7 @@ INDEX_FUNCTIONS = ["lct_joined"]
 MIGRATION_ONLY_FUNCTIONS = sorted(
     [
         "lct_conversation_search_vector",
+        "lct_refresh_conversation_vectors",
         "lct_set_conversation_tsv",
         "lct_set_updated_at",
         "lct_utterances_added",

@@ -16,6 +16,7 @@ from graph.clusters import Cluster as ClusterType
 from graph.conversations import Conversation as ConversationType
 from graph.edits import Edit as EditType
 from graph.nodes import ThreadNode as NodeType
+from graph.registry import BY_MODEL
 from graph.relationships import Relationship as RelationshipType
 from graph.relay import from_row
 from graph.utterances import Utterance as UtteranceType
@@ -27,32 +28,9 @@ def _columns(row: Any) -> dict[str, Any]:
     }
 
 
-def conversation_out(row: Any) -> ConversationType:
-    return from_row(ConversationType, _columns(row))
-
-
-def node_out(row: Any) -> NodeType:
-    return from_row(NodeType, _columns(row))
-
-
-def relationship_out(row: Any) -> RelationshipType:
-    return from_row(RelationshipType, _columns(row))
-
-
-def cluster_out(row: Any) -> ClusterType:
-    return from_row(ClusterType, _columns(row))
-
-
-def utterance_out(row: Any) -> UtteranceType:
-    return from_row(UtteranceType, _columns(row))
-
-
-def edit_out(row: Any) -> EditType:
-    return from_row(EditType, _columns(row))
-
-
-def api_call_out(row: Any) -> ApiCallType:
-    return from_row(ApiCallType, _columns(row))
+def out(row: Any) -> Any:
+    """The read type's object for an ORM row of any table (its type from the registry)."""
+    return from_row(BY_MODEL[type(row)].graphql_type, _columns(row))
 
 
 __all__ = [
@@ -63,4 +41,5 @@ __all__ = [
     "NodeType",
     "RelationshipType",
     "UtteranceType",
+    "out",
 ]

@@ -7,33 +7,22 @@ from typing import Annotated, Any
 
 import strawberry
 
-from db.models import Cluster
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import ClusterType, cluster_out
+from graph.mutations.bridge import ClusterType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
     parse_ids,
     parse_optional_id,
-    provided,
-    refuse_cleared,
     result_union,
     run_mutation,
 )
+from graph.mutations.inputs import fields_from, input_type
 from graph.services import clusters
+from graph.services.clusters import ClusterFields
+from graph.services.fields import UNSET
 
-
-@strawberry.input
-class ClusterFieldsInput:
-    cluster_name: str | None = strawberry.UNSET
-    level: int | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
-    key_themes: list[str] | None = strawberry.UNSET
-    auto_generated: bool | None = strawberry.UNSET
-    clustering_algorithm: str | None = strawberry.UNSET
-    clustering_confidence: float | None = strawberry.UNSET
-    color: str | None = strawberry.UNSET
-    icon: str | None = strawberry.UNSET
+ClusterFieldsInput: Any = input_type("ClusterFieldsInput", ClusterFields)
 
 
 @strawberry.input
@@ -53,15 +42,6 @@ class UpdateClusterInput(ClusterFieldsInput):
     parent_cluster_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="Move under another cluster (null: a root)."
     )
-
-
-def _values(data: ClusterFieldsInput) -> dict[str, Any]:
-    values = provided(
-        data,
-        exclude=("id", "expected_updated_at", "conversation_id", "node_ids", "parent_cluster_id"),
-    )
-    refuse_cleared(values, Cluster)
-    return values
 
 
 for _input in (CreateClusterInput, UpdateClusterInput):
@@ -101,12 +81,14 @@ class ClusterMutations:
             cluster = await clusters.create_cluster(
                 session,
                 actor,
-                parse_id(input.conversation_id, "conversationId"),
-                _values(input),
-                parse_ids(input.node_ids, "nodeIds"),
-                parse_optional_id(input.parent_cluster_id, "parentClusterId"),
+                clusters.CreateCluster(
+                    conversation_id=parse_id(input.conversation_id, "conversationId"),
+                    fields=fields_from(ClusterFields, input),
+                    node_ids=tuple(parse_ids(input.node_ids, "nodeIds")),
+                    parent_cluster_id=parse_optional_id(input.parent_cluster_id, "parentClusterId"),
+                ),
             )
-            return ClusterPayload(cluster=cluster_out(cluster))
+            return ClusterPayload(cluster=out(cluster))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -119,19 +101,19 @@ class ClusterMutations:
         confidence: float | None = None,
     ) -> ClusterResult:
         async def action(session, actor):
-            change_parent = input.parent_cluster_id is not strawberry.UNSET
             cluster = await clusters.update_cluster(
                 session,
                 actor,
-                parse_id(input.id, "id"),
-                input.expected_updated_at,
-                _values(input),
-                parent_cluster_id=parse_id(input.parent_cluster_id, "parentClusterId")
-                if change_parent and input.parent_cluster_id is not None
-                else None,
-                change_parent=change_parent,
+                clusters.UpdateCluster(
+                    id=parse_id(input.id, "id"),
+                    expected_updated_at=input.expected_updated_at,
+                    fields=fields_from(ClusterFields, input),
+                    parent_cluster_id=UNSET
+                    if input.parent_cluster_id is strawberry.UNSET
+                    else parse_optional_id(input.parent_cluster_id, "parentClusterId"),
+                ),
             )
-            return ClusterPayload(cluster=cluster_out(cluster))
+            return ClusterPayload(cluster=out(cluster))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -152,11 +134,13 @@ class ClusterMutations:
             cluster = await clusters.change_membership(
                 session,
                 actor,
-                parse_id(cluster_id, "clusterId"),
-                parse_ids(add_node_ids, "addNodeIds"),
-                parse_ids(remove_node_ids, "removeNodeIds"),
+                clusters.ChangeMembership(
+                    cluster_id=parse_id(cluster_id, "clusterId"),
+                    add_node_ids=tuple(parse_ids(add_node_ids, "addNodeIds")),
+                    remove_node_ids=tuple(parse_ids(remove_node_ids, "removeNodeIds")),
+                ),
             )
-            return ClusterPayload(cluster=cluster_out(cluster))
+            return ClusterPayload(cluster=out(cluster))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 

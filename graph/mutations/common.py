@@ -19,19 +19,12 @@ import strawberry
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.errors import (
-    ErrorCode,
-    Forbidden,
-    InvalidInput,
-    MutationError,
-    UserFacingError,
-    camel,
-    from_database_error,
-    to_graphql,
-)
+from graph.errors import MutationError, to_graphql
 from graph.live import note_actor
 from graph.masking import commit
-from graph.services.common import Actor, check_text, check_unit_interval
+from graph.services.common import Actor
+from graph.services.database_errors import from_database_error
+from graph.services.errors import DomainError, ErrorCode, Forbidden, InvalidInput
 
 T = TypeVar("T")
 
@@ -74,19 +67,6 @@ def stored(value: Any) -> Any:
     return value
 
 
-def refuse_cleared(values: dict[str, Any], model: Any, prefix: str = "") -> None:
-    """A null sent for a column the database never leaves empty (NOT NULL in `model`) is refused
-    with REQUIRED, naming the field; omit a field to leave it as it is."""
-    columns = model.__table__.columns
-    for key, value in values.items():
-        if value is None and key in columns and not columns[key].nullable:
-            raise InvalidInput(
-                f"{camel(key)} cannot be cleared.",
-                field=prefix + camel(key),
-                code=ErrorCode.REQUIRED,
-            )
-
-
 def inherit_descriptions(input_type: type, output_type: type) -> None:
     """Gives an input type's fields that have no description of their own the description of the
     output type's field of the same name, so that each field's meaning is written once."""
@@ -114,18 +94,16 @@ async def run_mutation(
     try:
         if viewer_id is None and not anonymous:
             raise Forbidden("Sign in to make changes.")
-        check_text(comment, "comment")
-        check_unit_interval(confidence, "confidence")
-    except UserFacingError as error:
+        # An anonymous read (the only way to get here without a viewer) never uses the actor's id.
+        actor = Actor(user_id=viewer_id or "", comment=comment, confidence=confidence)
+    except DomainError as error:
         return to_graphql(error)
-    # An anonymous read (the only way to get here without a viewer) never uses the actor's id.
-    actor = Actor(user_id=viewer_id or "", comment=comment, confidence=confidence)
     async with write_session(info) as session:
         try:
             result = await action(session, actor)
             await note_actor(session, actor.user_id, info.field_name)
             await commit(session)
-        except UserFacingError as error:
+        except DomainError as error:
             await session.rollback()
             return to_graphql(error)
         except DBAPIError as error:
@@ -163,7 +141,6 @@ __all__ = [
     "parse_ids",
     "parse_optional_id",
     "provided",
-    "refuse_cleared",
     "result_union",
     "run_mutation",
     "stored",

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from db.models import Conversation, Utterance
 from graph.conversations import Goal, Participant
 from graph.enums import ConversationType as ConversationTypeEnum
 from graph.enums import Visibility
@@ -19,22 +18,16 @@ from graph.errors import (
     NotFoundError,
     ValidationError,
 )
-from graph.mutations.bridge import (
-    ConversationType,
-    UtteranceType,
-    conversation_out,
-    utterance_out,
-)
+from graph.mutations.bridge import ConversationType, UtteranceType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
-    provided,
-    refuse_cleared,
     result_union,
     run_mutation,
 )
-from graph.scalars import UUID
+from graph.mutations.inputs import fields_from, input_type
 from graph.services import conversations, transfer
+from graph.services.conversations import ConversationFields, UtteranceFields
 
 
 @strawberry.input(description="A person taking part in a conversation.")
@@ -57,22 +50,16 @@ class GoalInput:
     weight: float | None = strawberry.UNSET
 
 
-@strawberry.input
-class ConversationFieldsInput:
-    conversation_name: str | None = strawberry.UNSET
-    conversation_type: ConversationTypeEnum | None = strawberry.UNSET
-    source_type: str | None = strawberry.UNSET
-    source_metadata: JSON | None = strawberry.UNSET
-    participant_count: int | None = strawberry.UNSET
-    participants: list[ParticipantInput] | None = strawberry.UNSET
-    started_at: datetime | None = strawberry.UNSET
-    ended_at: datetime | None = strawberry.UNSET
-    duration_seconds: int | None = strawberry.UNSET
-    goals: list[GoalInput] | None = strawberry.UNSET
-    goal_progress: JSON | None = strawberry.UNSET
-    gcs_path: str | None = strawberry.UNSET
-    visibility: Visibility | None = strawberry.UNSET
-    shared_with: list[str] | None = strawberry.UNSET
+ConversationFieldsInput: Any = input_type(
+    "ConversationFieldsInput",
+    ConversationFields,
+    graphql={
+        "conversation_type": ConversationTypeEnum | None,
+        "participants": list[ParticipantInput] | None,
+        "goals": list[GoalInput] | None,
+        "visibility": Visibility | None,
+    },
+)
 
 
 @strawberry.input(description="A new conversation, owned by the acting user.")
@@ -96,49 +83,25 @@ class UpdateConversationInput(ConversationFieldsInput):
     )
 
 
-def _conversation_values(data: ConversationFieldsInput) -> dict[str, Any]:
-    values = provided(data, exclude=("id", "expected_updated_at"))
-    refuse_cleared(values, Conversation)
-    return values
-
-
-@strawberry.input
-class UtteranceInput:
-    sequence_number: int
-    text: str
-    speaker_id: str
-    speaker_name: str | None = strawberry.UNSET
-    speaker_role: str | None = strawberry.UNSET
-    text_cleaned: str | None = strawberry.UNSET
-    timestamp_start: float | None = strawberry.UNSET
-    timestamp_end: float | None = strawberry.UNSET
-    duration_seconds: float | None = strawberry.UNSET
-    chunk_id: UUID | None = strawberry.UNSET
-    thread_id: UUID | None = strawberry.UNSET
-    confidence_score: float | None = strawberry.UNSET
-    language: str | None = strawberry.UNSET
-    emotion: str | None = strawberry.UNSET
-    energy_level: float | None = strawberry.UNSET
-    platform_metadata: JSON | None = strawberry.UNSET
-
-
-@strawberry.input(description="Corrects a transcript line or who said it.")
-class UpdateUtteranceInput:
-    id: strawberry.ID
-    expected_updated_at: datetime = strawberry.field(
-        description="The `updatedAt` the client last saw; a different one is a ConflictError."
-    )
-    text: str | None = strawberry.UNSET
-    text_cleaned: str | None = strawberry.UNSET
-    speaker_id: str | None = strawberry.UNSET
-    speaker_name: str | None = strawberry.UNSET
-    speaker_role: str | None = strawberry.UNSET
-
-
-def _utterance_values(data: Any, prefix: str) -> dict[str, Any]:
-    values = provided(data, exclude=("id", "expected_updated_at"))
-    refuse_cleared(values, Utterance, prefix)
-    return values
+UtteranceInput: Any = input_type(
+    "UtteranceInput", UtteranceFields, required=conversations.APPEND_REQUIRED
+)
+UpdateUtteranceInput: Any = input_type(
+    "UpdateUtteranceInput",
+    UtteranceFields,
+    only=conversations.CORRECTABLE,
+    leading={
+        "id": strawberry.ID,
+        "expected_updated_at": (
+            datetime,
+            strawberry.field(
+                description="The `updatedAt` the client last saw; a different one is a"
+                " ConflictError."
+            ),
+        ),
+    },
+    description="Corrects a transcript line or who said it.",
+)
 
 
 for _input, _output in (
@@ -223,9 +186,9 @@ class ConversationMutations:
     ) -> ConversationResult:
         async def action(session, actor):
             conversation = await conversations.create_conversation(
-                session, actor, _conversation_values(input)
+                session, actor, fields_from(ConversationFields, input)
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -237,11 +200,13 @@ class ConversationMutations:
             conversation = await conversations.update_conversation(
                 session,
                 actor,
-                parse_id(input.id, "id"),
-                input.expected_updated_at,
-                _conversation_values(input),
+                conversations.UpdateConversation(
+                    id=parse_id(input.id, "id"),
+                    expected_updated_at=input.expected_updated_at,
+                    fields=fields_from(ConversationFields, input),
+                ),
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -255,7 +220,7 @@ class ConversationMutations:
             conversation = await conversations.delete_conversation(
                 session, actor, parse_id(id, "id")
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -267,7 +232,7 @@ class ConversationMutations:
             conversation = await conversations.restore_conversation(
                 session, actor, parse_id(id, "id")
             )
-            return ConversationPayload(conversation=conversation_out(conversation))
+            return ConversationPayload(conversation=out(conversation))
 
         return await run_mutation(info, action)
 
@@ -295,19 +260,20 @@ class ConversationMutations:
         utterances: list[UtteranceInput],
     ) -> AppendUtterancesResult:
         async def action(session, actor):
-            items = [
-                _utterance_values(item, f"utterances[{index}].")
-                for index, item in enumerate(utterances)
-            ]
-            inserted, skipped = await conversations.append_utterances(
-                session, actor, parse_id(conversation_id, "conversationId"), items
+            command = conversations.AppendUtterances(
+                conversation_id=parse_id(conversation_id, "conversationId"),
+                utterances=tuple(
+                    fields_from(UtteranceFields, item, f"utterances[{index}].")
+                    for index, item in enumerate(utterances)
+                ),
             )
+            inserted, skipped = await conversations.append_utterances(session, actor, command)
             conversation = await session.get(
                 conversations.Conversation, parse_id(conversation_id, "conversationId")
             )
             return AppendUtterancesPayload(
-                conversation=conversation_out(conversation),
-                utterances=[utterance_out(row) for row in inserted],
+                conversation=out(conversation),
+                utterances=[out(row) for row in inserted],
                 skipped_sequence_numbers=skipped,
             )
 
@@ -328,11 +294,13 @@ class ConversationMutations:
             utterance = await conversations.update_utterance(
                 session,
                 actor,
-                parse_id(input.id, "id"),
-                input.expected_updated_at,
-                _utterance_values(input, ""),
+                conversations.UpdateUtterance(
+                    id=parse_id(input.id, "id"),
+                    expected_updated_at=input.expected_updated_at,
+                    fields=fields_from(UtteranceFields, input),
+                ),
             )
-            return UtterancePayload(utterance=utterance_out(utterance))
+            return UtterancePayload(utterance=out(utterance))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -350,7 +318,7 @@ class ConversationMutations:
                 session, actor, document, preserve_ids=preserve_ids
             )
             return ImportConversationPayload(
-                conversation=conversation_out(conversation),
+                conversation=out(conversation),
                 id_map=mapping,  # type: ignore[arg-type]
             )
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 from graph.enums import TargetType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import ApiCallType, EditType, api_call_out, edit_out
+from graph.mutations.bridge import ApiCallType, EditType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
     parse_optional_id,
-    provided,
     result_union,
     run_mutation,
 )
+from graph.mutations.inputs import fields_from, input_type
 from graph.services import api_calls, edits
 
 
@@ -34,25 +33,13 @@ class EditsPage:
     edits: list[EditType]
 
 
-@strawberry.input
-class RecordApiCallInput:
-    conversation_id: strawberry.ID | None = None
-    endpoint: str
-    feature: str
-    provider: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    prompt_cost: float
-    completion_cost: float
-    status: str
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    latency_ms: int | None = None
-    error_message: str | None = None
-    request_id: str | None = None
-
-
+RecordApiCallInput: Any = input_type(
+    "RecordApiCallInput",
+    api_calls.ApiCallFields,
+    leading={"conversation_id": (strawberry.ID | None, None)},
+    required=api_calls.REQUIRED,
+    default=None,
+)
 inherit_descriptions(RecordApiCallInput, ApiCallType)
 
 
@@ -97,7 +84,7 @@ class EditsQuery:
                 target_type=None if target_type is None else target_type.value,
                 first=first,
             )
-            return EditsPage(edits=[edit_out(row) for row in rows])
+            return EditsPage(edits=[out(row) for row in rows])
 
         return await run_mutation(info, action, anonymous=True)
 
@@ -115,9 +102,7 @@ class EditMutations:
     ) -> TrainingExportResult:
         async def action(session, actor):
             rows = await edits.export_for_training(session, actor, dataset_id, limit)
-            return TrainingExportPayload(
-                dataset_id=dataset_id, edits=[edit_out(row) for row in rows]
-            )
+            return TrainingExportPayload(dataset_id=dataset_id, edits=[out(row) for row in rows])
 
         return await run_mutation(info, action)
 
@@ -126,11 +111,11 @@ class EditMutations:
         self, info: strawberry.Info, input: RecordApiCallInput
     ) -> ApiCallResult:
         async def action(session, actor):
-            values = provided(input)
-            values["conversation_id"] = input.conversation_id and parse_id(
-                input.conversation_id, "conversationId"
+            command = api_calls.RecordApiCall(
+                fields=fields_from(api_calls.ApiCallFields, input),
+                conversation_id=parse_optional_id(input.conversation_id, "conversationId"),
             )
-            call = await api_calls.record_api_call(session, actor, values)
-            return ApiCallPayload(api_call=api_call_out(call))
+            call = await api_calls.record_api_call(session, actor, command)
+            return ApiCallPayload(api_call=out(call))
 
         return await run_mutation(info, action)

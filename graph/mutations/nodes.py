@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
-from strawberry.scalars import JSON
 
-from db.models import Node
 from graph.enums import DialogueType
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import NodeType, node_out
+from graph.mutations.bridge import NodeType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
     parse_ids,
     parse_optional_id,
-    provided,
-    refuse_cleared,
     result_union,
     run_mutation,
 )
+from graph.mutations.inputs import fields_from, input_type
 from graph.nodes import SecondarySpeaker, SpeakerInfo, SpeakerTransition
-from graph.scalars import UUID
-from graph.services import nodes
+from graph.services import merge_split, nodes
+from graph.services.fields import UNSET
+from graph.services.nodes import CANVAS, NodeFields
 
 
 @strawberry.input(description="Another speaker's share of a node.")
@@ -52,45 +50,24 @@ class SpeakerTransitionInput:
     context_snippet: str | None = strawberry.UNSET
 
 
-@strawberry.input
-class NodeFieldsInput:
-    node_name: str | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
-    key_points: list[str] | None = strawberry.UNSET
-    node_type: str | None = strawberry.UNSET
-    level: int | None = strawberry.UNSET
-    is_bookmark: bool | None = strawberry.UNSET
-    is_contextual_progress: bool | None = strawberry.UNSET
-    is_tangent: bool | None = strawberry.UNSET
-    is_crux: bool | None = strawberry.UNSET
-    chunk_ids: list[UUID] | None = strawberry.UNSET
-    utterance_ids: list[strawberry.ID] | None = strawberry.UNSET
-    speaker_info: SpeakerInfoInput | None = strawberry.UNSET
-    speaker_transitions: list[SpeakerTransitionInput] | None = strawberry.UNSET
-    dialogue_type: DialogueType | None = strawberry.UNSET
-    claim_ids: list[UUID] | None = strawberry.UNSET
-    timestamp_start: float | None = strawberry.UNSET
-    timestamp_end: float | None = strawberry.UNSET
-    duration_seconds: float | None = strawberry.UNSET
-    cluster_info: JSON | None = strawberry.UNSET
-    display_preferences: JSON | None = strawberry.UNSET
-    canvas_x: int | None = strawberry.UNSET
-    canvas_y: int | None = strawberry.UNSET
-    canvas_width: int | None = strawberry.UNSET
-    canvas_height: int | None = strawberry.UNSET
-    zoom_level_visible: list[int] | None = strawberry.UNSET
-    confidence_score: float | None = strawberry.UNSET
+NodeFieldsInput: Any = input_type(
+    "NodeFieldsInput",
+    NodeFields,
+    graphql={
+        "utterance_ids": list[strawberry.ID] | None,
+        "speaker_info": SpeakerInfoInput | None,
+        "speaker_transitions": list[SpeakerTransitionInput] | None,
+        "dialogue_type": DialogueType | None,
+    },
+)
 
 
-def _values(data: NodeFieldsInput, prefix: str = "") -> dict:
-    values = provided(data)
-    if values.get("utterance_ids") is not None:
-        values["utterance_ids"] = parse_ids(values["utterance_ids"], prefix + "utteranceIds")
-    refuse_cleared(values, Node, prefix)
-    return values
+def _sent(value: Any) -> Any:
+    """An optional input value: omitted or null both mean "not sent"."""
+    return UNSET if value is None or value is strawberry.UNSET else value
 
 
-def _expected(value: datetime | None) -> datetime | None:
+def _or_none(value: Any) -> Any:
     return None if value is strawberry.UNSET else value
 
 
@@ -118,15 +95,13 @@ class UpdateNodeInput(NodeFieldsInput):
     )
 
 
-@strawberry.input(
-    description="New canvas geometry for one node; omitted values stay. Sizes cannot be cleared."
+NodeMoveInput: Any = input_type(
+    "NodeMoveInput",
+    NodeFields,
+    only=CANVAS,
+    leading={"id": strawberry.ID},
+    description="New canvas geometry for one node; omitted values stay. Sizes cannot be cleared.",
 )
-class NodeMoveInput:
-    id: strawberry.ID
-    canvas_x: int | None = strawberry.UNSET
-    canvas_y: int | None = strawberry.UNSET
-    canvas_width: int | None = strawberry.UNSET
-    canvas_height: int | None = strawberry.UNSET
 
 
 @strawberry.input(description="Two nodes of one conversation to fold into one.")
@@ -228,19 +203,18 @@ class NodeMutations:
         confidence: float | None = None,
     ) -> NodeResult:
         async def action(session, actor):
-            values = _values(input)
-            for key in ("conversation_id", "parent_id", "predecessor_id", "successor_id"):
-                values.pop(key, None)
             node = await nodes.create_node(
                 session,
                 actor,
-                parse_id(input.conversation_id, "conversationId"),
-                values,
-                parent_id=parse_optional_id(input.parent_id, "parentId"),
-                predecessor_id=parse_optional_id(input.predecessor_id, "predecessorId"),
-                successor_id=parse_optional_id(input.successor_id, "successorId"),
+                nodes.CreateNode(
+                    conversation_id=parse_id(input.conversation_id, "conversationId"),
+                    fields=fields_from(NodeFields, input),
+                    parent_id=parse_optional_id(input.parent_id, "parentId"),
+                    predecessor_id=parse_optional_id(input.predecessor_id, "predecessorId"),
+                    successor_id=parse_optional_id(input.successor_id, "successorId"),
+                ),
             )
-            return NodePayload(node=node_out(node))
+            return NodePayload(node=out(node))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -253,22 +227,19 @@ class NodeMutations:
         confidence: float | None = None,
     ) -> NodeResult:
         async def action(session, actor):
-            values = _values(input)
-            for key in ("id", "expected_updated_at", "parent_id"):
-                values.pop(key, None)
-            change_parent = input.parent_id is not strawberry.UNSET
             node = await nodes.update_node(
                 session,
                 actor,
-                parse_id(input.id, "id"),
-                input.expected_updated_at,
-                values,
-                parent_id=parse_id(input.parent_id, "parentId")
-                if change_parent and input.parent_id is not None
-                else None,
-                change_parent=change_parent,
+                nodes.UpdateNode(
+                    id=parse_id(input.id, "id"),
+                    expected_updated_at=input.expected_updated_at,
+                    fields=fields_from(NodeFields, input),
+                    parent_id=UNSET
+                    if input.parent_id is strawberry.UNSET
+                    else parse_optional_id(input.parent_id, "parentId"),
+                ),
             )
-            return NodePayload(node=node_out(node))
+            return NodePayload(node=out(node))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -298,13 +269,14 @@ class NodeMutations:
     ) -> NodesResult:
         async def action(session, actor):
             parsed = [
-                {**provided(move), "id": parse_id(move.id, f"moves[{index}].id")}
+                nodes.MoveNode(
+                    id=parse_id(move.id, f"moves[{index}].id"),
+                    geometry=fields_from(NodeFields, move, f"moves[{index}]."),
+                )
                 for index, move in enumerate(moves)
             ]
-            for index, move in enumerate(parsed):
-                refuse_cleared(move, Node, f"moves[{index}].")
             moved = await nodes.move_nodes(session, actor, parsed)
-            return NodesPayload(nodes=[node_out(node) for node in moved])
+            return NodesPayload(nodes=[out(node) for node in moved])
 
         return await run_mutation(info, action, comment=comment)
 
@@ -320,21 +292,18 @@ class NodeMutations:
         confidence: float | None = None,
     ) -> NodeResult:
         async def action(session, actor):
-            values = provided(
-                input, exclude=("kept_node_id", "absorbed_node_id", "expected_updated_at")
-            )
-            for key in ("node_name", "summary"):
-                if key in values and values[key] is None:
-                    values.pop(key)
-            node = await nodes.merge_nodes(
+            node = await merge_split.merge_nodes(
                 session,
                 actor,
-                parse_id(input.kept_node_id, "keptNodeId"),
-                parse_id(input.absorbed_node_id, "absorbedNodeId"),
-                values,
-                _expected(input.expected_updated_at),
+                merge_split.MergeNodes(
+                    kept_node_id=parse_id(input.kept_node_id, "keptNodeId"),
+                    absorbed_node_id=parse_id(input.absorbed_node_id, "absorbedNodeId"),
+                    node_name=_sent(input.node_name),
+                    summary=_sent(input.summary),
+                    expected_updated_at=_or_none(input.expected_updated_at),
+                ),
             )
-            return NodePayload(node=node_out(node))
+            return NodePayload(node=out(node))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -350,23 +319,19 @@ class NodeMutations:
         confidence: float | None = None,
     ) -> SplitNodeResult:
         async def action(session, actor):
-            kept = {
-                key: value
-                for key, value in (
-                    ("node_name", input.kept_node_name),
-                    ("summary", input.kept_summary),
-                )
-                if value is not None and value is not strawberry.UNSET
-            }
-            original, created = await nodes.split_node(
+            original, created = await merge_split.split_node(
                 session,
                 actor,
-                parse_id(input.id, "id"),
-                parse_ids(input.utterance_ids, "utteranceIds"),
-                {"node_name": input.node_name, "summary": input.summary},
-                kept,
-                _expected(input.expected_updated_at),
+                merge_split.SplitNode(
+                    id=parse_id(input.id, "id"),
+                    utterance_ids=tuple(parse_ids(input.utterance_ids, "utteranceIds")),
+                    node_name=input.node_name,
+                    summary=input.summary,
+                    kept_node_name=_sent(input.kept_node_name),
+                    kept_summary=_sent(input.kept_summary),
+                    expected_updated_at=_or_none(input.expected_updated_at),
+                ),
             )
-            return SplitNodePayload(node=node_out(original), new_node=node_out(created))
+            return SplitNodePayload(node=out(original), new_node=out(created))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)

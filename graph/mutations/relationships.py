@@ -7,30 +7,23 @@ from typing import Annotated, Any
 
 import strawberry
 
-from db.models import Relationship
 from graph.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from graph.mutations.bridge import RelationshipType, relationship_out
+from graph.mutations.bridge import RelationshipType, out
 from graph.mutations.common import (
     inherit_descriptions,
     parse_id,
-    parse_ids,
-    provided,
-    refuse_cleared,
     result_union,
     run_mutation,
 )
+from graph.mutations.inputs import fields_from, input_type
 from graph.services import relationships
+from graph.services.relationships import RelationshipFields
 
-
-@strawberry.input
-class RelationshipFieldsInput:
-    relationship_type: str | None = strawberry.UNSET
-    relationship_subtype: str | None = strawberry.UNSET
-    explanation: str | None = strawberry.UNSET
-    strength: float | None = strawberry.UNSET
-    confidence: float | None = strawberry.UNSET
-    supporting_utterance_ids: list[strawberry.ID] | None = strawberry.UNSET
-    is_bidirectional: bool | None = strawberry.UNSET
+RelationshipFieldsInput: Any = input_type(
+    "RelationshipFieldsInput",
+    RelationshipFields,
+    graphql={"supporting_utterance_ids": list[strawberry.ID] | None},
+)
 
 
 @strawberry.input(description="A relationship between two nodes of the same conversation.")
@@ -46,16 +39,6 @@ class UpdateRelationshipInput(RelationshipFieldsInput):
     expected_updated_at: datetime = strawberry.field(
         description="The `updatedAt` the client last saw; a different one is a ConflictError."
     )
-
-
-def _values(data: RelationshipFieldsInput) -> dict[str, Any]:
-    values = provided(data, exclude=("id", "expected_updated_at", "from_node_id", "to_node_id"))
-    if values.get("supporting_utterance_ids") is not None:
-        values["supporting_utterance_ids"] = parse_ids(
-            values["supporting_utterance_ids"], "supportingUtteranceIds"
-        )
-    refuse_cleared(values, Relationship)
-    return values
 
 
 for _input in (CreateRelationshipInput, UpdateRelationshipInput):
@@ -96,11 +79,13 @@ class RelationshipMutations:
             relationship = await relationships.create_relationship(
                 session,
                 actor,
-                parse_id(input.from_node_id, "fromNodeId"),
-                parse_id(input.to_node_id, "toNodeId"),
-                _values(input),
+                relationships.CreateRelationship(
+                    from_node_id=parse_id(input.from_node_id, "fromNodeId"),
+                    to_node_id=parse_id(input.to_node_id, "toNodeId"),
+                    fields=fields_from(RelationshipFields, input),
+                ),
             )
-            return RelationshipPayload(relationship=relationship_out(relationship))
+            return RelationshipPayload(relationship=out(relationship))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 
@@ -116,11 +101,13 @@ class RelationshipMutations:
             relationship = await relationships.update_relationship(
                 session,
                 actor,
-                parse_id(input.id, "id"),
-                input.expected_updated_at,
-                _values(input),
+                relationships.UpdateRelationship(
+                    id=parse_id(input.id, "id"),
+                    expected_updated_at=input.expected_updated_at,
+                    fields=fields_from(RelationshipFields, input),
+                ),
             )
-            return RelationshipPayload(relationship=relationship_out(relationship))
+            return RelationshipPayload(relationship=out(relationship))
 
         return await run_mutation(info, action, comment=comment, confidence=confidence)
 

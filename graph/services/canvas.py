@@ -437,7 +437,7 @@ async def apply_canvas(
 
     base_cards = {card.id: card for card in before.cards} if before is not None else {}
     changes = CanvasChanges()
-    moves: list[dict[str, Any]] = []
+    moves: list[node_service.MoveNode] = []
     move_paths: list[str] = []
     corrections: list[tuple[Card, dict[str, Any]]] = []
     for card in edit.cards:
@@ -450,7 +450,7 @@ async def apply_canvas(
             and (original is None or value != original.geometry[key])
         }
         if move:
-            moves.append({"id": node.id, **move})
+            moves.append(node_service.MoveNode(node.id, node_service.NodeFields.of(move)))
             move_paths.append(card.path)
         if card.text == card_text(node.node_name, node.summary) or (
             original is not None and card.text == original.text
@@ -477,10 +477,14 @@ async def apply_canvas(
     if moves:
         with at_path("", move_path):
             await node_service.move_nodes(session, actor, moves)
-        changes.moved_node_ids = [move["id"] for move in moves]
+        changes.moved_node_ids = [move.id for move in moves]
     for card, values in corrections:
         with at_path(f"{card.path}.text"):
-            await node_service.update_node(session, actor, card.id, None, values)
+            await node_service.update_node(
+                session,
+                actor,
+                node_service.UpdateNode(card.id, None, node_service.NodeFields.of(values)),
+            )
         changes.corrected_node_ids.append(card.id)
 
     await _apply_edges(session, actor, conversation, edit, before, card_ids, changes)
@@ -555,7 +559,11 @@ async def _apply_edges(
         if values:
             with at_path(f"{line.path}.label"):
                 await relationship_service.update_relationship(
-                    session, actor, relationship.id, None, values
+                    session,
+                    actor,
+                    relationship_service.UpdateRelationship(
+                        relationship.id, None, relationship_service.RelationshipFields(**values)
+                    ),
                 )
             changes.updated_relationship_ids.append(relationship.id)
     removed = existing.keys() - kept
@@ -569,12 +577,14 @@ async def _apply_edges(
             relationship = await relationship_service.create_relationship(
                 session,
                 actor,
-                line.from_id,
-                line.to_id,
-                {
-                    "relationship_type": line.label or DEFAULT_RELATIONSHIP_TYPE,
-                    "is_bidirectional": line.bidirectional,
-                },
+                relationship_service.CreateRelationship(
+                    line.from_id,
+                    line.to_id,
+                    relationship_service.RelationshipFields(
+                        relationship_type=line.label or DEFAULT_RELATIONSHIP_TYPE,
+                        is_bidirectional=line.bidirectional,
+                    ),
+                ),
             )
         changes.created_relationships.append(relationship)
 

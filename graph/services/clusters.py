@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Cluster, Conversation
-from graph.errors import ErrorCode, InvalidInput
 from graph.services import edits, hierarchy
 from graph.services.common import (
     Actor,
@@ -20,30 +20,63 @@ from graph.services.common import (
     lock_conversation,
     lock_conversation_of,
     lock_rows,
+    refuse_cleared,
     snapshot,
 )
+from graph.services.errors import ErrorCode, InvalidInput
+from graph.services.fields import UNSET, Fields, Unset
 from graph.services.hierarchy import NO_SYNC
 from graph.services.nodes import lock_nodes
 
-CLUSTER_FIELDS = (
-    "cluster_name",
-    "level",
-    "summary",
-    "key_themes",
-    "auto_generated",
-    "clustering_algorithm",
-    "clustering_confidence",
-    "color",
-    "icon",
-)
+
+@dataclass(frozen=True)
+class ClusterFields(Fields):
+    """A cluster's writable columns (see `graph.services.fields`); its members and parent are
+    changed by their own commands."""
+
+    cluster_name: str | Unset | None = UNSET
+    level: int | Unset | None = UNSET
+    summary: str | Unset | None = UNSET
+    key_themes: list[str] | Unset | None = UNSET
+    auto_generated: bool | Unset | None = UNSET
+    clustering_algorithm: str | Unset | None = UNSET
+    clustering_confidence: float | Unset | None = UNSET
+    color: str | Unset | None = UNSET
+    icon: str | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class CreateCluster:
+    conversation_id: uuid.UUID
+    fields: ClusterFields
+    node_ids: tuple[uuid.UUID, ...] = ()
+    parent_cluster_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class UpdateCluster:
+    """Changes the fields sent; `parent_cluster_id` moves the cluster (None: to the roots),
+    UNSET: it stays."""
+
+    id: uuid.UUID
+    expected_updated_at: datetime | None
+    fields: ClusterFields
+    parent_cluster_id: uuid.UUID | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class ChangeMembership:
+    cluster_id: uuid.UUID
+    add_node_ids: tuple[uuid.UUID, ...] = ()
+    remove_node_ids: tuple[uuid.UUID, ...] = ()
 
 
 def check_cluster_values(values: dict[str, Any], prefix: str = "") -> None:
     if "cluster_name" in values:
         check_text(values["cluster_name"], prefix + "clusterName", required=True)
-    for name, field in (("summary", "summary"), ("color", "color"), ("icon", "icon")):
+    for name in ("summary", "color", "icon"):
         if name in values:
-            check_text(values[name], prefix + field)
+            check_text(values[name], prefix + name)
     if "level" in values and (values["level"] is None or values["level"] < 0):
         raise InvalidInput(
             "level must be 0 or more.", field=prefix + "level", code=ErrorCode.OUT_OF_RANGE
@@ -78,18 +111,14 @@ async def _reload(session: AsyncSession, cluster_id: uuid.UUID) -> Cluster:
 
 
 async def create_cluster(
-    session: AsyncSession,
-    actor: Actor,
-    conversation_id: uuid.UUID,
-    values: dict[str, Any],
-    node_ids: list[uuid.UUID],
-    parent_cluster_id: uuid.UUID | None,
-    *,
-    log: bool = True,
+    session: AsyncSession, actor: Actor, command: CreateCluster, *, log: bool = True
 ) -> Cluster:
+    node_ids, parent_cluster_id = list(command.node_ids), command.parent_cluster_id
+    values = command.fields.provided()
+    refuse_cleared(values, Cluster)
     values = {"auto_generated": False, "level": 0, **values}
     check_cluster_values(values)
-    conversation = await lock_conversation(session, conversation_id, actor.user_id)
+    conversation = await lock_conversation(session, command.conversation_id, actor.user_id)
     await _check_members(session, conversation, node_ids, "nodeIds")
     if parent_cluster_id is not None:
         await lock_clusters(session, conversation, [parent_cluster_id], "parentClusterId")
@@ -99,7 +128,7 @@ async def create_cluster(
         node_ids=node_ids,
         child_cluster_ids=[],
         parent_cluster_id=parent_cluster_id,
-        **{key: values[key] for key in CLUSTER_FIELDS if key in values},
+        **values,
     )
     session.add(cluster)
     await session.flush()
@@ -133,21 +162,15 @@ async def _lock(
     return conversation, cluster
 
 
-async def update_cluster(
-    session: AsyncSession,
-    actor: Actor,
-    cluster_id: uuid.UUID,
-    expected_updated_at: datetime | None,
-    values: dict[str, Any],
-    *,
-    parent_cluster_id: uuid.UUID | None = None,
-    change_parent: bool = False,
-) -> Cluster:
+async def update_cluster(session: AsyncSession, actor: Actor, command: UpdateCluster) -> Cluster:
+    values = command.fields.provided()
+    refuse_cleared(values, Cluster)
     check_cluster_values(values)
-    conversation, cluster = await _lock(session, actor, cluster_id)
-    check_version(cluster, expected_updated_at, "cluster")
+    conversation, cluster = await _lock(session, actor, command.id)
+    check_version(cluster, command.expected_updated_at, "cluster")
     changes: dict[str, tuple[Any, Any]] = {}
-    if change_parent and parent_cluster_id != cluster.parent_cluster_id:
+    parent_cluster_id = command.parent_cluster_id
+    if not isinstance(parent_cluster_id, Unset) and parent_cluster_id != cluster.parent_cluster_id:
         if parent_cluster_id is not None:
             await lock_clusters(session, conversation, [parent_cluster_id], "parentClusterId")
             await hierarchy.refuse_cycle(
@@ -182,15 +205,12 @@ async def update_cluster(
 
 
 async def change_membership(
-    session: AsyncSession,
-    actor: Actor,
-    cluster_id: uuid.UUID,
-    add: list[uuid.UUID],
-    remove: list[uuid.UUID],
+    session: AsyncSession, actor: Actor, command: ChangeMembership
 ) -> Cluster:
     """Adds and removes member nodes. Set operations commute, so no version is needed: two
     editors adding different nodes both keep their change."""
-    conversation, cluster = await _lock(session, actor, cluster_id, "clusterId")
+    add, remove = list(command.add_node_ids), list(command.remove_node_ids)
+    conversation, cluster = await _lock(session, actor, command.cluster_id, "clusterId")
     overlap = set(add) & set(remove)
     if overlap:
         raise InvalidInput("A node is both added and removed.", field="removeNodeIds")

@@ -12,8 +12,15 @@ from sqlalchemy import ColumnElement, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation
-from graph.errors import ErrorCode, Forbidden, InvalidInput, NotFound, StaleVersion
 from graph.permissions import visible_conversation_ids, visible_to, writable_by
+from graph.services.errors import (
+    ErrorCode,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+    camel,
+)
 from graph.services.hierarchy import among
 
 MAX_TEXT = 100_000
@@ -26,6 +33,10 @@ class Actor:
     user_id: str
     comment: str | None = None
     confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        check_text(self.comment, "comment")
+        check_unit_interval(self.confidence, "confidence")
 
 
 def word_count(text: str | None) -> int:
@@ -47,8 +58,6 @@ def jsonable(value: Any) -> Any:
 
 def snapshot(row: Any, exclude: tuple[str, ...] = ("tsv_search",)) -> dict[str, Any]:
     """Every column of an ORM row as JSON-ready values, keyed by camelCase GraphQL names."""
-    from graph.errors import camel
-
     mapper = inspect(row).mapper
     return {
         camel(column.key): jsonable(getattr(row, column.key))
@@ -81,6 +90,19 @@ def check_text(value: str | None, field: str, *, required: bool = False) -> None
             field=field,
             code=ErrorCode.OUT_OF_RANGE,
         )
+
+
+def refuse_cleared(values: dict[str, Any], model: Any, prefix: str = "") -> None:
+    """A null sent for a column the database never leaves empty (NOT NULL in `model`) is refused
+    with REQUIRED, naming the field; omit a field to leave it as it is."""
+    columns = model.__table__.columns
+    for key, value in values.items():
+        if value is None and key in columns and not columns[key].nullable:
+            raise InvalidInput(
+                f"{camel(key)} cannot be cleared.",
+                field=prefix + camel(key),
+                code=ErrorCode.REQUIRED,
+            )
 
 
 def check_json(value: Any, field: str) -> None:

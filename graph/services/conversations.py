@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CONVERSATION_TYPES, VISIBILITIES, Conversation, Utterance
-from graph.errors import ErrorCode, InvalidInput
 from graph.services import edits
 from graph.services.common import (
     Actor,
@@ -23,33 +22,47 @@ from graph.services.common import (
     lock_conversation,
     lock_conversation_of,
     lock_rows,
+    refuse_cleared,
     word_count,
 )
+from graph.services.errors import ErrorCode, InvalidInput, camel
+from graph.services.fields import UNSET, Fields, Unset
 
 MAX_BATCH = 5_000
 INSERT_ROWS = 1_000
-CONVERSATION_FIELDS = (
-    "conversation_name",
-    "conversation_type",
-    "source_type",
-    "source_metadata",
-    "participant_count",
-    "participants",
-    "started_at",
-    "ended_at",
-    "duration_seconds",
-    "goals",
-    "goal_progress",
-    "gcs_path",
-    "visibility",
-    "shared_with",
-)
+
+
+@dataclass(frozen=True)
+class ConversationFields(Fields):
+    """A conversation's writable columns (see `graph.services.fields`)."""
+
+    conversation_name: str | Unset | None = UNSET
+    conversation_type: str | Unset | None = UNSET
+    source_type: str | Unset | None = UNSET
+    source_metadata: Any | Unset | None = UNSET
+    participant_count: int | Unset | None = UNSET
+    participants: list[dict[str, Any]] | Unset | None = UNSET
+    started_at: datetime | Unset | None = UNSET
+    ended_at: datetime | Unset | None = UNSET
+    duration_seconds: int | Unset | None = UNSET
+    goals: list[dict[str, Any]] | Unset | None = UNSET
+    goal_progress: Any | Unset | None = UNSET
+    gcs_path: str | Unset | None = UNSET
+    visibility: str | Unset | None = UNSET
+    shared_with: list[str] | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class UpdateConversation:
+    id: uuid.UUID
+    expected_updated_at: datetime | None
+    fields: ConversationFields
 
 
 def _check_conversation(values: dict[str, Any]) -> None:
     for name in ("conversation_name", "source_type"):
         if name in values:
-            check_text(values[name], _field(name), required=True)
+            check_text(values[name], camel(name), required=True)
     if "gcs_path" in values:
         check_text(values["gcs_path"], "gcsPath")
     kind = values.get("conversation_type")
@@ -65,26 +78,21 @@ def _check_conversation(values: dict[str, Any]) -> None:
     if "started_at" in values and values["started_at"] is None:
         raise InvalidInput("startedAt is required.", field="startedAt", code=ErrorCode.REQUIRED)
     for name in ("source_metadata", "participants", "goals", "goal_progress"):
-        check_json(values.get(name), _field(name))
+        check_json(values.get(name), camel(name))
     for name in ("participant_count", "duration_seconds"):
         if (values.get(name) or 0) < 0:
             raise InvalidInput(
-                f"{_field(name)} must not be negative.",
-                field=_field(name),
+                f"{camel(name)} must not be negative.",
+                field=camel(name),
                 code=ErrorCode.OUT_OF_RANGE,
             )
 
 
-@functools.cache  # column names only: a bounded set
-def _field(name: str) -> str:
-    from graph.errors import camel
-
-    return camel(name)
-
-
 async def create_conversation(
-    session: AsyncSession, actor: Actor, values: dict[str, Any]
+    session: AsyncSession, actor: Actor, fields: ConversationFields
 ) -> Conversation:
+    values = fields.provided()
+    refuse_cleared(values, Conversation)
     values = {"started_at": datetime.now(UTC), "visibility": "private", **values}
     _check_conversation(values)
     conversation = Conversation(
@@ -93,7 +101,7 @@ async def create_conversation(
         total_utterances=0,
         total_words=0,
         total_nodes=0,
-        **{key: values[key] for key in CONVERSATION_FIELDS if key in values},
+        **values,
     )
     session.add(conversation)
     await session.flush()
@@ -102,15 +110,13 @@ async def create_conversation(
 
 
 async def update_conversation(
-    session: AsyncSession,
-    actor: Actor,
-    conversation_id: uuid.UUID,
-    expected_updated_at: datetime | None,
-    values: dict[str, Any],
+    session: AsyncSession, actor: Actor, command: UpdateConversation
 ) -> Conversation:
+    values = command.fields.provided()
+    refuse_cleared(values, Conversation)
     _check_conversation(values)
-    conversation = await lock_conversation(session, conversation_id, actor.user_id, field="id")
-    check_version(conversation, expected_updated_at, "conversation")
+    conversation = await lock_conversation(session, command.id, actor.user_id, field="id")
+    check_version(conversation, command.expected_updated_at, "conversation")
     for key, value in values.items():
         setattr(conversation, key, value)
     await session.flush()
@@ -156,33 +162,56 @@ async def purge_conversation(
 
 # Utterances -------------------------------------------------------------------------------------
 
-UTTERANCE_FIELDS = (
-    "text",
-    "text_cleaned",
-    "speaker_id",
-    "speaker_name",
-    "speaker_role",
-    "sequence_number",
-    "timestamp_start",
-    "timestamp_end",
-    "duration_seconds",
-    "chunk_id",
-    "thread_id",
-    "confidence_score",
-    "language",
-    "emotion",
-    "energy_level",
-    "platform_metadata",
-)
+
+@dataclass(frozen=True)
+class UtteranceFields(Fields):
+    """An utterance's writable columns (see `graph.services.fields`)."""
+
+    sequence_number: int | Unset | None = UNSET
+    text: str | Unset | None = UNSET
+    speaker_id: str | Unset | None = UNSET
+    speaker_name: str | Unset | None = UNSET
+    speaker_role: str | Unset | None = UNSET
+    text_cleaned: str | Unset | None = UNSET
+    timestamp_start: float | Unset | None = UNSET
+    timestamp_end: float | Unset | None = UNSET
+    duration_seconds: float | Unset | None = UNSET
+    chunk_id: uuid.UUID | Unset | None = UNSET
+    thread_id: uuid.UUID | Unset | None = UNSET
+    confidence_score: float | Unset | None = UNSET
+    language: str | Unset | None = UNSET
+    emotion: str | Unset | None = UNSET
+    energy_level: float | Unset | None = UNSET
+    platform_metadata: Any | Unset | None = UNSET
+
+
+# What a correction of a stored utterance may change: the transcript line and who said it.
+CORRECTABLE = ("text", "text_cleaned", "speaker_id", "speaker_name", "speaker_role")
+APPEND_REQUIRED = ("sequence_number", "text", "speaker_id")
+
+
+@dataclass(frozen=True)
+class AppendUtterances:
+    conversation_id: uuid.UUID
+    utterances: tuple[UtteranceFields, ...]
+
+
+@dataclass(frozen=True)
+class UpdateUtterance:
+    """Corrects the `CORRECTABLE` fields of an utterance."""
+
+    id: uuid.UUID
+    expected_updated_at: datetime | None
+    fields: UtteranceFields
 
 
 def _check_utterance(values: dict[str, Any], prefix: str) -> None:
     for name in ("text", "speaker_id"):
         if name in values:
-            check_text(values[name], prefix + _field(name), required=True)
+            check_text(values[name], prefix + camel(name), required=True)
     for name in ("text_cleaned", "speaker_name", "speaker_role", "language", "emotion"):
         if name in values:
-            check_text(values[name], prefix + _field(name))
+            check_text(values[name], prefix + camel(name))
     if (values.get("sequence_number") or 0) < 0:
         raise InvalidInput(
             "sequenceNumber must not be negative.",
@@ -199,15 +228,14 @@ def _check_utterance(values: dict[str, Any], prefix: str) -> None:
 
 
 async def append_utterances(
-    session: AsyncSession,
-    actor: Actor,
-    conversation_id: uuid.UUID,
-    items: list[dict[str, Any]],
+    session: AsyncSession, actor: Actor, command: AppendUtterances
 ) -> tuple[list[Utterance], list[int]]:
     """Inserts the batch, skipping sequence numbers already stored: a retry adds nothing twice.
 
     Returns the utterances inserted and the sequence numbers skipped.
     """
+    conversation_id = command.conversation_id
+    items = [utterance.provided() for utterance in command.utterances]
     if not items:
         raise InvalidInput("Send at least one utterance.", field="utterances")
     if len(items) > MAX_BATCH:
@@ -219,6 +247,14 @@ async def append_utterances(
     seen: set[int] = set()
     for index, item in enumerate(items):
         prefix = f"utterances[{index}]."
+        for name in APPEND_REQUIRED:
+            if item.get(name) is None:
+                raise InvalidInput(
+                    f"{camel(name)} is required.",
+                    field=prefix + camel(name),
+                    code=ErrorCode.REQUIRED,
+                )
+        refuse_cleared(item, Utterance, prefix)
         _check_utterance(item, prefix)
         if item["sequence_number"] in seen:
             raise InvalidInput(
@@ -228,9 +264,7 @@ async def append_utterances(
             )
         seen.add(item["sequence_number"])
     conversation = await lock_conversation(session, conversation_id, actor.user_id)
-    rows = [
-        {"id": uuid.uuid4(), "conversation_id": conversation.id, **_pick(item)} for item in items
-    ]
+    rows = [{"id": uuid.uuid4(), "conversation_id": conversation.id, **item} for item in items]
     inserted: list[Utterance] = []
     # A statement per slice: one multi-row INSERT of 5,000 full rows would need more bind
     # parameters than PostgreSQL's protocol carries (32,767).
@@ -253,22 +287,19 @@ async def append_utterances(
     return inserted, sorted(seen - added)
 
 
-def _pick(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: item[key] for key in UTTERANCE_FIELDS if key in item}
-
-
 SPEAKER_FIELDS = ("speaker_id", "speaker_name", "speaker_role")
 
 
 async def update_utterance(
-    session: AsyncSession,
-    actor: Actor,
-    utterance_id: uuid.UUID,
-    expected_updated_at: datetime | None,
-    values: dict[str, Any],
+    session: AsyncSession, actor: Actor, command: UpdateUtterance
 ) -> Utterance:
     """Corrects a transcript line; text edits log as `utterance`, speaker fixes as
     `speaker_attribution`."""
+    utterance_id, expected_updated_at = command.id, command.expected_updated_at
+    values = command.fields.provided()
+    for name in values.keys() - set(CORRECTABLE):
+        raise InvalidInput(f"{camel(name)} cannot be corrected.", field=camel(name))
+    refuse_cleared(values, Utterance)
     _check_utterance(values, "")
     conversation = await lock_conversation_of(
         session, Utterance, utterance_id, actor.user_id, field="id", missing="No such utterance."

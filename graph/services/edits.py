@@ -9,9 +9,9 @@ from sqlalchemy import false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Conversation, Edit
-from graph.errors import ErrorCode, InvalidInput, NotFound
 from graph.permissions import owned_by, visible_to
 from graph.services.common import Actor, as_log_text, check_text
+from graph.services.errors import ErrorCode, InvalidInput, NotFound
 
 # Canvas layout is logged (field `canvas`, one row per node per call) but is not a correction of
 # the analysis, so the training export leaves it out.

@@ -14,7 +14,7 @@ from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.errors import ErrorCode, InvalidInput
+from graph.services.errors import ErrorCode, InvalidInput
 
 NO_SYNC = {"synchronize_session": False}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,31 +19,49 @@ from graph.services.common import (
     check_version,
     lock_conversation_of,
     lock_rows,
+    refuse_cleared,
     snapshot,
 )
+from graph.services.errors import camel
+from graph.services.fields import UNSET, Fields, Unset
 from graph.services.hierarchy import NO_SYNC
-from graph.services.nodes import check_utterances, lock_nodes
+from graph.services.node_utterances import check_utterances
+from graph.services.nodes import lock_nodes
 
-RELATIONSHIP_FIELDS = (
-    "relationship_type",
-    "relationship_subtype",
-    "explanation",
-    "strength",
-    "confidence",
-    "supporting_utterance_ids",
-    "is_bidirectional",
-)
+
+@dataclass(frozen=True)
+class RelationshipFields(Fields):
+    """A relationship's writable columns (see `graph.services.fields`)."""
+
+    relationship_type: str | Unset | None = UNSET
+    relationship_subtype: str | Unset | None = UNSET
+    explanation: str | Unset | None = UNSET
+    strength: float | Unset | None = UNSET
+    confidence: float | Unset | None = UNSET
+    supporting_utterance_ids: list[uuid.UUID] | Unset | None = UNSET
+    is_bidirectional: bool | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class CreateRelationship:
+    from_node_id: uuid.UUID
+    to_node_id: uuid.UUID
+    fields: RelationshipFields
+
+
+@dataclass(frozen=True)
+class UpdateRelationship:
+    id: uuid.UUID
+    expected_updated_at: datetime | None
+    fields: RelationshipFields
 
 
 def check_relationship_values(values: dict[str, Any], prefix: str = "") -> None:
     if "relationship_type" in values:
         check_text(values["relationship_type"], prefix + "relationshipType", required=True)
-    for name, field in (
-        ("relationship_subtype", "relationshipSubtype"),
-        ("explanation", "explanation"),
-    ):
+    for name in ("relationship_subtype", "explanation"):
         if name in values:
-            check_text(values[name], prefix + field)
+            check_text(values[name], prefix + camel(name))
     check_unit_interval(values.get("strength"), prefix + "strength")
     check_unit_interval(values.get("confidence"), prefix + "confidence")
 
@@ -58,14 +77,11 @@ async def _reload(session: AsyncSession, relationship_id: uuid.UUID) -> Relation
 
 
 async def create_relationship(
-    session: AsyncSession,
-    actor: Actor,
-    from_node_id: uuid.UUID,
-    to_node_id: uuid.UUID,
-    values: dict[str, Any],
-    *,
-    log: bool = True,
+    session: AsyncSession, actor: Actor, command: CreateRelationship, *, log: bool = True
 ) -> Relationship:
+    from_node_id, to_node_id = command.from_node_id, command.to_node_id
+    values = command.fields.provided()
+    refuse_cleared(values, Relationship)
     check_relationship_values(values)
     conversation = await lock_conversation_of(
         session, Node, from_node_id, actor.user_id, field="fromNodeId", missing="No such node."
@@ -83,7 +99,7 @@ async def create_relationship(
         conversation_id=conversation.id,
         from_node_id=from_node_id,
         to_node_id=to_node_id,
-        **{key: values[key] for key in RELATIONSHIP_FIELDS if key in values},
+        **values,
     )
     session.add(relationship)
     await session.flush()
@@ -120,15 +136,13 @@ async def _lock(session: AsyncSession, actor: Actor, relationship_id: uuid.UUID)
 
 
 async def update_relationship(
-    session: AsyncSession,
-    actor: Actor,
-    relationship_id: uuid.UUID,
-    expected_updated_at: datetime | None,
-    values: dict[str, Any],
+    session: AsyncSession, actor: Actor, command: UpdateRelationship
 ) -> Relationship:
+    values = command.fields.provided()
+    refuse_cleared(values, Relationship)
     check_relationship_values(values)
-    relationship = await _lock(session, actor, relationship_id)
-    check_version(relationship, expected_updated_at, "relationship")
+    relationship = await _lock(session, actor, command.id)
+    check_version(relationship, command.expected_updated_at, "relationship")
     if "supporting_utterance_ids" in values:
         await check_utterances(
             session,

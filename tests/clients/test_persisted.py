@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from db.demo import generate_conversation
-from db.settings import ConfigurationError, Settings
+from db.errors import ConfigurationError
+from db.settings import Settings
 from graph.persisted import PersistedDocuments, Registered, load_manifest
 from tests.conftest import LiveServer, asyncpg_dsn, server_settings
 

@@ -81,7 +81,6 @@ async def import_document(gql, document: Any, **variables: Any) -> dict[str, Any
         ("nodes.1.level", -1, "nodes[1].level", "OUT_OF_RANGE"),
         ("nodes.0.confidenceScore", 3.0, "nodes[0].confidenceScore", "OUT_OF_RANGE"),
         ("nodes.0.dialogueType", "chorus", "nodes[0].dialogueType", "INVALID"),
-        ("nodes.0.speakerInfo", {"a": "b\x00c"}, "nodes[0].speakerInfo", "INVALID"),
         ("utterances.1.sequenceNumber", -5, "utterances[1].sequenceNumber", "OUT_OF_RANGE"),
         ("utterances.0.text", "", "utterances[0].text", "REQUIRED"),
         ("utterances.0.confidenceScore", 1.5, "utterances[0].confidenceScore", "OUT_OF_RANGE"),

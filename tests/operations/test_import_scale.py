@@ -390,7 +390,12 @@ def fresh(count: int) -> list[uuid.UUID]:
 
 @pytest.mark.parametrize(
     "name",
-    ["clusters.members_after", "nodes.split_list", "nodes._union", "hierarchy.in_listed_order"],
+    [
+        "clusters.members_after",
+        "merge_split.split_list",
+        "merge_split.union",
+        "hierarchy.in_listed_order",
+    ],
 )
 def test_the_list_steps_of_the_mutations_compare_ids_in_proportion(
     comparisons: UuidComparisons, name: str
@@ -398,14 +403,16 @@ def test_the_list_steps_of_the_mutations_compare_ids_in_proportion(
     """The list work of changeClusterMembership, splitNode, mergeNodes and deleting a node or a
     cluster (its children move up), on lists of plain UUIDs. Over HTTP the stored ids come back as
     asyncpg's own UUID type, whose comparisons this count cannot see, hence this level."""
-    from graph.services import clusters, hierarchy, nodes
+    from graph.services import clusters, hierarchy, merge_split
 
     steps: dict[str, Callable[[list[uuid.UUID], list[uuid.UUID]], Any]] = {
         "clusters.members_after": lambda old, new: clusters.members_after(
             old, new + old[::2], old[1::2]
         ),
-        "nodes.split_list": lambda old, new: nodes.split_list(old, set(copy.copy(old[::2]))),
-        "nodes._union": lambda old, new: nodes._union(old, new, list(reversed(old))),
+        "merge_split.split_list": lambda old, new: merge_split.split_list(
+            old, set(copy.copy(old[::2]))
+        ),
+        "merge_split.union": lambda old, new: merge_split.union(old, new, list(reversed(old))),
         "hierarchy.in_listed_order": lambda old, new: hierarchy.in_listed_order(
             list(reversed(old)), [uuid.UUID(str(item)) for item in old]
         ),

@@ -1,8 +1,8 @@
 """The edits log and the API call log, read back field by field and compared with their tables.
 
-`conversation.edits` and `conversation.apiCalls` are served by PostgreSQL (graph/rendering.py) when
-the items select columns only, and by the resolvers when they traverse (`conversation { id }`);
-both are checked.
+`conversation.edits` and `conversation.apiCalls` are served by PostgreSQL (graph/rendering) by
+default, and by the resolvers on a server started with `LCT_RENDER_IN_DATABASE=false`; both are
+checked.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ query ($id: ID!) {
 }
 """
 
-SERVED = {"rendered": "", "resolved": "conversation { id }"}
+SERVED = ("rendered", "resolved")
 
 ENUM_COLUMNS = ("target_type", "edit_type")
 DATETIME_COLUMNS = ("created_at", "started_at", "completed_at")
@@ -75,10 +75,13 @@ def as_read(item: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("served", SERVED)
 @pytest.mark.parametrize("which", ["small", "large"])
-async def test_edits_are_the_rows_of_the_log(graphql, conversations, db, served, which):
+async def test_edits_are_the_rows_of_the_log(
+    graphql, graphql_resolved, conversations, db, served, which
+):
     conversation_id = getattr(conversations, which)
-    document = EDITS.replace("ITEMS", EDIT_FIELDS + SERVED[served])
-    response = await graphql(document, id=str(conversation_id))
+    document = EDITS.replace("ITEMS", EDIT_FIELDS + "conversation { id }")
+    post = graphql if served == "rendered" else graphql_resolved
+    response = await post(document, id=str(conversation_id))
     assert not response.errors, response.errors
     assert (response.body["extensions"]["renderedLists"] > 0) is (served == "rendered")
     rows = await db.fetch(
@@ -92,16 +95,18 @@ async def test_edits_are_the_rows_of_the_log(graphql, conversations, db, served,
     assert edits["totalCount"] == len(rows) > 0
     assert [as_read(item) for item in edits["nodes"]] == [as_served(row) for row in rows]
     assert {item["__typename"] for item in edits["nodes"]} == {"Edit"}
-    if served == "resolved":
-        assert {item["conversation"]["id"] for item in edits["nodes"]} == {str(conversation_id)}
+    assert {item["conversation"]["id"] for item in edits["nodes"]} == {str(conversation_id)}
 
 
 @pytest.mark.parametrize("served", SERVED)
 @pytest.mark.parametrize("which", ["small", "large"])
-async def test_api_calls_are_the_rows_of_the_log(graphql, conversations, db, served, which):
+async def test_api_calls_are_the_rows_of_the_log(
+    graphql, graphql_resolved, conversations, db, served, which
+):
     conversation_id = getattr(conversations, which)
-    document = API_CALLS.replace("ITEMS", API_CALL_FIELDS + SERVED[served])
-    response = await graphql(document, id=str(conversation_id))
+    document = API_CALLS.replace("ITEMS", API_CALL_FIELDS + "conversation { id }")
+    post = graphql if served == "rendered" else graphql_resolved
+    response = await post(document, id=str(conversation_id))
     assert not response.errors, response.errors
     assert (response.body["extensions"]["renderedLists"] > 0) is (served == "rendered")
     rows = await db.fetch(
@@ -115,8 +120,7 @@ async def test_api_calls_are_the_rows_of_the_log(graphql, conversations, db, ser
     assert calls["totalCount"] == len(rows) > 0
     assert [as_read(item) for item in calls["nodes"]] == [as_served(row) for row in rows]
     assert {item["__typename"] for item in calls["nodes"]} == {"ApiCall"}
-    if served == "resolved":
-        assert {item["conversation"]["id"] for item in calls["nodes"]} == {str(conversation_id)}
+    assert {item["conversation"]["id"] for item in calls["nodes"]} == {str(conversation_id)}
 
 
 async def test_the_logs_of_an_invisible_conversation_are_not_reached(graphql, conversations):

@@ -1,8 +1,10 @@
 """Every order of every list, page by page, against SQL's ORDER BY, on both ways a page is served.
 
-A page of a conversation's list is built by PostgreSQL (graph/rendering.py) when its items select
-plain columns, and by the resolvers when they select a traversal (`conversation { id }`); each case
-runs both, and `extensions.renderedLists` confirms which one served it. The expected
+Each case runs three ways: a page whose items PostgreSQL renders (graph/rendering), the same page
+from a server whose resolvers build every field (`LCT_RENDER_IN_DATABASE=false`), and, for the
+lists of a conversation, the page nested in a rendered list of conversations, where PostgreSQL
+builds the whole connection (cursors and `pageInfo` included) inside the conversations'
+statement; `extensions.renderedLists` confirms which one served it. The expected
 order is written here as SQL, independently of graph/pagination.py: the key, NULLs last ascending
 (first descending), then the id in the same direction. The data has NULLs and ties on purpose.
 """
@@ -22,13 +24,10 @@ from db.demo import generate_conversation
 OWNER = "ordering-owner"  # public conversations of their own, so other tests' rows stay out
 PAGE = 7
 
-ITEMS = {
-    # the selection PostgreSQL renders, and one with a traversal that the resolvers serve
-    "rendered": "__typename id",
-    "resolved": "__typename id conversation { id }",
-}
-# PostgreSQL renders no conversation: the conversations list is always served by the resolvers.
-CONVERSATION_ITEMS = {"resolved": "__typename id"}
+ITEMS = "__typename id conversation { id }"
+SERVED = ("rendered", "resolved", "nested")
+# The conversations list is a root list: it has no parent to be nested in.
+CONVERSATION_SERVED = ("rendered", "resolved")
 
 NODES = """
 query ($id: ID!, $first: Int!, $after: String, $orderBy: NodeOrderField!, $direction: Direction!) {
@@ -131,7 +130,7 @@ CASES = [
     for name, listing in LISTINGS.items()
     for field in listing.fields
     for direction in ("ASC", "DESC")
-    for served in (CONVERSATION_ITEMS if name == "conversations" else ITEMS)
+    for served in (CONVERSATION_SERVED if name == "conversations" else SERVED)
 ]
 
 
@@ -249,7 +248,9 @@ async def expected_ids(
     return [str(row["id"]) for row in rows]
 
 
-async def walk(graphql: Any, document: str, **variables: Any) -> tuple[list[str], list[Any]]:
+async def walk(
+    graphql: Any, document: str, conversation_id: str, **variables: Any
+) -> tuple[list[str], list[Any]]:
     """Every page from the first to the one without a next page: the ids, and the responses."""
     seen: list[str] = []
     responses = []
@@ -258,8 +259,7 @@ async def walk(graphql: Any, document: str, **variables: Any) -> tuple[list[str]
         response = await graphql(document, first=PAGE, after=after, **variables)
         assert not response.errors, response.errors
         responses.append(response)
-        data = response.data
-        page = data["list"] if "list" in data else data["conversation"]["list"]
+        page = page_of(response.data, conversation_id)
         assert len(page["nodes"]) <= PAGE
         seen += [item["id"] for item in page["nodes"]]
         if not page["pageInfo"]["hasNextPage"]:
@@ -269,10 +269,34 @@ async def walk(graphql: Any, document: str, **variables: Any) -> tuple[list[str]
         assert len(responses) < 1000, "the pages never end"
 
 
+def nested(document: str) -> str:
+    """The document with its conversation found in a rendered list of the owner's ones."""
+    return (
+        document.replace("$id: ID!, ", "")
+        .replace(
+            "conversation(id: $id) {",
+            f'nested: conversations(ownerId: "{OWNER}", first: 50) {{ nodes {{ id',
+        )
+        .rstrip()[: -len("}")]
+        + "}\n}"
+    )
+
+
+def page_of(data: dict[str, Any], conversation_id: str) -> Any:
+    if "list" in data:
+        return data["list"]
+    if "nested" in data:
+        (found,) = [item for item in data["nested"]["nodes"] if item["id"] == conversation_id]
+        return found["list"]
+    return data["conversation"]["list"]
+
+
 @pytest.mark.parametrize(("name", "field", "direction", "served"), CASES)
-async def test_pages_follow_the_sql_order(graphql, db, ordered, name, field, direction, served):
+async def test_pages_follow_the_sql_order(
+    graphql, graphql_resolved, db, ordered, name, field, direction, served
+):
     listing = LISTINGS[name]
-    items = (CONVERSATION_ITEMS if name == "conversations" else ITEMS)[served]
+    items = "__typename id" if name == "conversations" else ITEMS
     document = listing.document.replace("ITEMS", items)
     variables: dict[str, Any] = {"direction": direction}
     if name == "conversations":
@@ -281,19 +305,22 @@ async def test_pages_follow_the_sql_order(graphql, db, ordered, name, field, dir
         variables["id"] = str(ordered.conversation)
     if name != "edits":
         variables["orderBy"] = field
+    if served == "nested":
+        document = nested(document)
+        del variables["id"]
+    post = graphql_resolved if served == "resolved" else graphql
 
-    seen, responses = await walk(graphql, document, **variables)
+    seen, responses = await walk(post, document, str(ordered.conversation), **variables)
 
     expected = await expected_ids(db, listing, field, direction, ordered)
     assert len(expected) > 2 * PAGE or name == "conversations"
     assert len(seen) == len(set(seen)), "an item came twice"
     assert seen == expected
     for response in responses:
-        data = response.data
-        page = data["list"] if "list" in data else data["conversation"]["list"]
+        page = page_of(response.data, str(ordered.conversation))
         assert page["totalCount"] == len(expected)
         rendered = response.body["extensions"]["renderedLists"]
-        assert (rendered > 0) is (served == "rendered"), response.body["extensions"]
+        assert (rendered > 0) is (served != "resolved"), response.body["extensions"]
 
 
 async def test_the_data_has_nulls_and_ties_in_every_order_column(db, ordered):

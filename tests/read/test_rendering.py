@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import URL
 
 from db.demo import generate_conversation
-from tests.conftest import GraphQLResponse, LiveServer, server_settings
+from tests.conftest import GraphQLResponse
 from tests.read import documents
 from tests.read.conftest import VIEWER
 
@@ -135,25 +134,23 @@ query ($id: ID!) {
 }
 """
 
-# Anything the renderer does not know falls back to the resolvers, whole.
-FALLBACK = """
+# Traversals to every kind of row, rendered inside their lists' statements.
+TRAVERSALS_EVERYWHERE = """
 query ($id: ID!) {
   conversation(id: $id) {
-    nodes(first: 5) { nodes { id conversation { id } } }
-    utterances(first: 5) { nodes { id node { id clusters { id } } } }
-    rootNodes { id ancestors { id } }
+    nodes(first: 5) { nodes { id conversation { id sharedWith participants { name } } } }
+    utterances(first: 5) { nodes { id node { id clusters { id nodes { id } } } } }
+    rootNodes { id ancestors { id } children { ancestors { id level } } }
   }
 }
 """
 
-
-@pytest.fixture(scope="module")
-async def resolved(database_url: URL) -> AsyncIterator[str]:
-    """A second server on the same database whose resolvers build every field."""
-    server = LiveServer(server_settings(database_url, render_in_database=False))
-    await server.start()
-    yield server.url
-    await server.stop()
+# A nested page the resolvers must refuse: the list falls back to them, whole, with their error.
+FALLBACK = """
+query {
+  conversations(first: 3) { nodes { id nodes(first: 100000) { nodes { id } } } }
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -337,14 +334,23 @@ async def test_utterances_relationships_edits_and_api_calls(both, conversations,
 
 
 async def test_every_parent_gets_its_own_page(both, conversations):
-    data, rendered_lists = await compare(both, NESTED, None)
+    # one list: the conversations, each rendered with its own page of nodes in one statement
+    data, _ = await compare(both, NESTED, 1)
     pages = [item["nodes"]["nodes"] for item in data["conversations"]["nodes"]]
-    assert rendered_lists == len(pages) >= 3
+    assert len(pages) >= 3
     assert sum(1 for page in pages if len(page) == 2) >= 2
 
 
+async def test_traversals_to_every_kind_are_rendered(both, conversations, odd):
+    for conversation_id in (conversations.large, odd):
+        await compare(both, TRAVERSALS_EVERYWHERE, 3, id=str(conversation_id))
+
+
 async def test_a_selection_it_cannot_render_falls_back_whole(both, conversations):
-    await compare(both, FALLBACK, 0, id=str(conversations.large))
+    rendered, resolved = await both(FALLBACK)
+    assert rendered.body["extensions"]["renderedLists"] == 0
+    assert rendered.errors and rendered.errors == resolved.errors
+    assert rendered.errors[0]["extensions"]["code"] == "PAGE_SIZE_TOO_LARGE"
 
 
 async def test_the_hierarchy_and_the_traversals_between_rows(both, conversations, odd):
@@ -376,3 +382,71 @@ async def test_a_hidden_parent_is_null_and_a_hidden_child_is_left_out(both, odd,
     assert first["predecessorId"] == str(hidden) and first["predecessor"] is None
     assert first["childrenIds"][0] == str(hidden)
     assert str(hidden) not in {child["id"] for child in first["children"]}
+
+
+# -- every field of every type, generated from the schema ---------------------------------------
+
+ENTRY_POINTS = {
+    "Conversation": "conversations(first: 4, orderBy: CONVERSATION_NAME) { nodes { EVERY } }",
+    "ThreadNode": "conversation(id: $id) { nodes(first: 25) { nodes { EVERY } } }",
+    "Relationship": "conversation(id: $id) { relationships(first: 25) { nodes { EVERY } } }",
+    "Cluster": "conversation(id: $id) { clusters { EVERY } }",
+    "Utterance": "conversation(id: $id) { utterances(first: 25) { nodes { EVERY } } }",
+    "Edit": "conversation(id: $id) { edits(first: 25) { nodes { EVERY } } }",
+    "ApiCall": "conversation(id: $id) { apiCalls(first: 25) { nodes { EVERY } } }",
+}
+PAGE_INFO = "pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }"
+
+
+def every_field(type_name: str, depth: int) -> str:
+    """A selection of every field of `type_name`; below `depth`, objects select their scalars."""
+    from graphql import GraphQLObjectType, get_named_type, is_abstract_type, is_leaf_type
+
+    from graph.schema import schema
+
+    graphql_schema = schema._schema
+    object_type = graphql_schema.type_map[type_name]
+    assert isinstance(object_type, GraphQLObjectType)
+    parts = ["__typename"]
+    for name, field in object_type.fields.items():
+        named = get_named_type(field.type)
+        if is_leaf_type(named):
+            parts.append(name)
+        elif is_abstract_type(named):
+            members = graphql_schema.get_possible_types(named)
+            if depth > 0:
+                parts.append(
+                    f"{name} {{ __typename "
+                    + " ".join(f"... on {member.name} {{ id }}" for member in members)
+                    + " }"
+                )
+        elif "edges" in named.fields:  # a connection
+            if depth > 0:
+                item = get_named_type(named.fields["nodes"].type).name
+                parts.append(
+                    f"{name}(first: 3) {{ __typename totalCount {PAGE_INFO}"
+                    f" edges {{ __typename cursor node {{ {every_field(item, 0)} }} }}"
+                    f" nodes {{ id }} }}"
+                )
+        elif "id" not in named.fields:  # a JSONB shape: always read whole
+            parts.append(f"{name} {{ {every_field(named.name, 1)} }}")
+        elif depth > 0:
+            parts.append(f"{name} {{ {every_field(named.name, depth - 1)} }}")
+    return " ".join(parts)
+
+
+@pytest.mark.parametrize("type_name", sorted(ENTRY_POINTS))
+async def test_every_field_of_every_type(both, conversations, odd, type_name):
+    """Every field of the type, each traversal with every field of what it reaches: rendered in
+    one statement per list, and equal to what the resolvers build."""
+    entry = ENTRY_POINTS[type_name].replace("EVERY", every_field(type_name, 1))
+    variables = "($id: ID!)" if "$id" in entry else ""
+    document = f"query {variables} {{ {entry} }}"
+    for conversation_id in (conversations.large, odd):
+        arguments = {"id": str(conversation_id)} if variables else {}
+        data, rendered_lists = await compare(both, document, None, **arguments)
+        assert rendered_lists == 1
+        items = next(iter(data.values()))
+        items = items if "$id" not in entry else next(iter(items.values()))
+        items = items["nodes"] if isinstance(items, dict) else items
+        assert items, "nothing to compare"

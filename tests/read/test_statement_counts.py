@@ -2,8 +2,9 @@
 
 Each representative query runs on the 10-node and on the 1,000-node conversation; both must cost
 exactly the expected number of statements (`extensions.sqlStatements`, counted by the engine's
-`before_cursor_execute`). Loaders are per field (`Loaders.at`), so the count is one statement per
-list or reference field and argument set, plus one `count(*)` per selected `totalCount`.
+`before_cursor_execute`). Loaders are per field (`Loaders.at`), so the count is at most one
+statement per list or reference field and argument set; a list or connection PostgreSQL renders
+whole (graph/rendering) is one statement with everything under it.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ import pytest
 from tests.read import documents
 
 COUNTS = {
-    # conversation; nodes page (with each node's outgoing relationships, rendered by
-    # PostgreSQL in the same statement: graph/rendering.py), nodes totalCount
-    "canvas": (documents.CANVAS, 1 + 2),
-    # conversation; rootNodes; children at levels 2, 3, 4, 5; at the bottom: conversation,
-    # parent, predecessor, successor, ancestors (one recursive CTE), clusters, utterances,
-    # outgoing and its toNode
-    "deep": (documents.DEEP, 1 + 1 + 4 + 9),
-    # conversation; utterances page + count, their node, their conversation; relationships page
-    # + count, fromNode, toNode, supportingUtterances; edits page + count, target (one UNION
-    # ALL), conversation; apiCalls page + count, conversation; clusters, parent, children, nodes
-    "lists": (documents.LISTS, 1 + 4 + 5 + 4 + 3 + 4),
-    # conversation; nodes page (relationships in both directions rendered with it) + count;
-    # bookmarks page + count; utterances by speaker page + count
-    "filtered": (documents.FILTERED, 1 + 2 + 2 + 2),
+    # conversation; the nodes connection, rendered whole by PostgreSQL (graph/rendering): the
+    # page with each node's outgoing relationships, and totalCount
+    "canvas": (documents.CANVAS, 1 + 1),
+    # conversation; rootNodes, rendered with the whole hierarchy below them and every
+    # traversal at the bottom (conversation, parent, neighbours, ancestors, clusters, ...)
+    "deep": (documents.DEEP, 1 + 1),
+    # conversation; then one each for utterances, relationships, edits and apiCalls (each
+    # connection rendered whole: page, traversals and count) and for clusters
+    "lists": (documents.LISTS, 1 + 4 + 1),
+    # conversation; nodes (relationships in both directions rendered with them), bookmarks and
+    # utterances by speaker, each connection one statement
+    "filtered": (documents.FILTERED, 1 + 3),
 }
 
 
@@ -84,5 +83,5 @@ async def test_conversations_list_costs_the_same_for_any_page_size(graphql, conv
             first, response.data["conversations"]["totalCount"]
         )
         counts.append(response.statements)
-    # conversations page + count; each one's nodes page + count
-    assert counts == [4, 4, 4]
+    # the conversations connection rendered whole: page, count, each one's nodes page and count
+    assert counts == [1, 1, 1]

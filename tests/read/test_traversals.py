@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 TRAVERSE_NODES = """
 query ($id: ID!) {
   conversation(id: $id) {
@@ -319,3 +321,43 @@ async def test_refetch_returns_each_kind(graphql, conversations, db):
         assert response.data == {"node": {"__typename": typename, "id": str(object_id)}}
     missing = await graphql("query ($id: ID!) { node(id: $id) { id } }", id=str(uuid.uuid4()))
     assert missing.data == {"node": None} and not missing.errors
+
+
+EDITS_OF_ROWS = """
+query ($id: ID!) {
+  conversation(id: $id) {
+    relationships(first: 1000) { nodes { id edits { id targetId targetType } } }
+    clusters { id edits { id targetId targetType } }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("served", ["rendered", "resolved"])
+async def test_relationships_and_clusters_list_their_edits_newest_first(
+    graphql, graphql_resolved, conversations, db, served
+):
+    conversation_id = conversations.large
+    post = graphql if served == "rendered" else graphql_resolved
+    response = await post(EDITS_OF_ROWS, id=str(conversation_id))
+    assert not response.errors, response.errors
+    data = response.data["conversation"]
+    for field, target_type, items in (
+        ("relationships", "relationship", data["relationships"]["nodes"]),
+        ("clusters", "cluster", data["clusters"]),
+    ):
+        rows = await db.fetch(
+            "SELECT id, target_id FROM edits_log WHERE conversation_id = $1"
+            " AND target_type = $2 ORDER BY created_at DESC, id DESC",
+            conversation_id,
+            target_type,
+        )
+        expected: dict[str, list[str]] = {item["id"]: [] for item in items}
+        for row in rows:
+            if str(row["target_id"]) in expected:
+                expected[str(row["target_id"])].append(str(row["id"]))
+        assert any(expected.values()), f"no {field} edits in the demo data"
+        assert {item["id"]: ids(item["edits"]) for item in items} == expected
+        assert {edit["targetType"] for item in items for edit in item["edits"]} == {
+            target_type.upper()
+        }

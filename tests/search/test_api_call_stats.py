@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.search.conftest import Corpus
+from tests.search.conftest import VIEWER, Corpus
 
 STATS = """
 query($groupBy: [ApiCallGroupKey!], $bucket: TimeBucket! = DAY, $timeZone: String! = "UTC",
@@ -248,3 +248,129 @@ async def test_no_keys_is_one_group_equal_to_the_totals(graphql, corpus, corpus_
 async def test_a_bad_zone_is_refused_even_without_buckets(graphql, corpus):
     reply = await graphql(STATS, groupBy=["MODEL"], timeZone="Nowhere/Special")
     assert [e["extensions"]["code"] for e in reply.errors] == ["BAD_USER_INPUT"]
+
+
+WITHOUT_TOTALS = STATS.replace("    totals { ...figures }\n", "")
+
+
+async def test_groups_are_the_same_whether_or_not_the_totals_are_read(graphql, corpus):
+    """Without `totals` the statement groups by the keys alone (no grouping set for the
+    totals); the groups, their order, pages and count are the same."""
+    assert WITHOUT_TOTALS != STATS
+    for variables in (
+        {"groupBy": ["MODEL", "BUCKET"], "timeZone": "Europe/Berlin", "first": 7},
+        {
+            "groupBy": ["FEATURE", "MODEL"],
+            "having": [{"metric": "COUNT", "comparison": "GT", "value": "20"}],
+            "orderBy": [{"metric": "TOTAL_COST_SUM", "direction": "DESC"}],
+            "first": 3,
+        },
+    ):
+        pages = []
+        for document in (STATS, WITHOUT_TOTALS):
+            reply = await graphql(document, **variables)
+            assert not reply.errors, reply.errors
+            result = reply.data["apiCallStats"]
+            assert result["nodes"], variables
+            pages.append((result["nodes"], result["totalCount"], result["pageInfo"]))
+        assert pages[0] == pages[1], variables
+
+
+# (cost, counted as): whole picodollars below a million dollars, 15 digits from there on
+MONEY = [0.1, 0.2, 0.3, 1e-12, 4e-13, 6e-13, 1234.56789, 0.333333333333333, 2500000.125]
+
+
+def counted(cost: float) -> Decimal:
+    if abs(cost) < 10**6:
+        return Decimal(round(cost * 10**12)) / 10**12
+    return Decimal(format(cost, ".15g"))
+
+
+async def test_money_is_exact_at_every_magnitude(graphql, corpus_db):
+    conversation = await corpus_db.fetchval(
+        "INSERT INTO conversations (conversation_name, conversation_type, source_type,"
+        " started_at, owner_id, visibility) VALUES ('money', 'transcript', 'test', now(),"
+        " 'local-developer', 'private') RETURNING id"
+    )
+    try:
+        await corpus_db.executemany(
+            "INSERT INTO api_calls_log (conversation_id, endpoint, feature, provider, model,"
+            " prompt_tokens, completion_tokens, total_tokens, prompt_cost, completion_cost,"
+            " total_cost, latency_ms, status, started_at) VALUES ($1, '/v1/chat', 'summary',"
+            " 'openai', 'gpt-4o', 1, 1, 2, $2, 0, $2, 5, 'success', now())",
+            [(conversation, cost) for cost in MONEY],
+        )
+        reply = await graphql(
+            STATS, groupBy=["MODEL"], filter={"conversationIds": [str(conversation)]}
+        )
+        assert not reply.errors, reply.errors
+        (group,) = reply.data["apiCallStats"]["nodes"]
+        money = group["aggregate"]["totalCost"]
+        want = sum((counted(cost) for cost in MONEY), Decimal(0))
+        assert Decimal(money["sum"]) == want
+        assert Decimal(money["avg"]) == round(want / len(MONEY), 12)
+        assert reply.data["apiCallStats"]["totals"]["promptCost"]["sum"] == money["sum"]
+        # what each cost stands for, where it has at most 12 decimals: 0.1 + 0.2 + 0.3 is 0.6
+        written = [cost for cost in MONEY if cost != 0.333333333333333]
+        assert sum(counted(cost) for cost in written) == sum(
+            Decimal(repr(cost)) for cost in written
+        )
+        assert "E" not in money["sum"] and not money["sum"].endswith("0")
+    finally:
+        await corpus_db.execute(
+            "DELETE FROM api_calls_log WHERE conversation_id = $1", conversation
+        )
+        await corpus_db.execute("DELETE FROM conversations WHERE id = $1", conversation)
+
+
+BUCKETS = """
+query($unit: TimeBucket!, $zone: String!) {
+  apiCallStats(groupBy: [BUCKET], bucket: $unit, timeZone: $zone, first: 1000) {
+    nodes { bucket aggregate { count } } } }"""
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Europe/London", "Asia/Kathmandu", "UTC"])
+@pytest.mark.parametrize("unit", ["HOUR", "DAY", "WEEK", "MONTH"])
+async def test_buckets_are_date_trunc_buckets(graphql, corpus, corpus_db, zone, unit):
+    """Calls find their bucket by a range join (graph/analytics_sql.py's `bucket_ranges`); the
+    buckets and their counts are exactly `date_trunc`'s, across both 2026 changes in Europe."""
+    want = await corpus_db.fetch(
+        "SELECT date_trunc($1, started_at, $2) AS bucket, count(*) FROM api_calls_log"
+        " WHERE conversation_id IN (SELECT id FROM conversations WHERE owner_id = $3)"
+        " GROUP BY 1 ORDER BY 1",
+        unit.lower(),
+        zone,
+        VIEWER,
+    )
+    reply = await graphql(BUCKETS, unit=unit, zone=zone)
+    assert not reply.errors, reply.errors
+    got = [
+        (datetime.fromisoformat(node["bucket"]), node["aggregate"]["count"])
+        for node in reply.data["apiCallStats"]["nodes"]
+    ]
+    assert got == [(row["bucket"], row["count"]) for row in want]
+    if unit == "HOUR" and zone == "Europe/Berlin":
+        assert len(got) > 50, "the corpus should cross hours on both sides of each change"
+
+
+async def test_buckets_of_empty_and_far_ranges(graphql, corpus):
+    """A range before, after or around every call, or upside down: no bucket, no error, and a
+    range from year 1 is clamped to the calls' own extent (it answers like no range at all)."""
+    for window in (
+        {"startedAfter": "0001-01-01T00:00:00Z", "startedBefore": "0002-01-01T00:00:00Z"},
+        {"startedAfter": "9000-01-01T00:00:00Z"},
+        {"startedAfter": "2026-06-01T00:00:00Z", "startedBefore": "2026-01-01T00:00:00Z"},
+    ):
+        groups, totals, count = await fetch_all(
+            graphql, 10, groupBy=["BUCKET"], bucket="HOUR", filter=window
+        )
+        assert (groups, count, totals["count"]) == ([], 0, 0), window
+    everything = await fetch_all(graphql, 1000, groupBy=["BUCKET"], bucket="HOUR")
+    wide = await fetch_all(
+        graphql,
+        1000,
+        groupBy=["BUCKET"],
+        bucket="HOUR",
+        filter={"startedAfter": "0001-01-01T00:00:00Z", "startedBefore": "9999-01-01T00:00:00Z"},
+    )
+    assert wide == everything and everything[2] > 50

@@ -3,6 +3,8 @@ with the same ranks, page after page; filters; headlines; errors."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from tests.search.conftest import VIEWER, Corpus
@@ -214,3 +216,42 @@ async def test_the_query_cost_limit_counts_search_pages(graphql, corpus):
       ... on Conversation { nodes(first: 1000) { nodes { id } } } } } } }"""
     reply = await graphql(document)
     assert [e["extensions"]["code"] for e in reply.errors] == ["QUERY_TOO_COMPLEX"], reply.body
+
+
+async def test_words_that_leave_the_vector_unchanged_leave_updated_at_alone(corpus_db):
+    """tsv_search is derived: an utterance added, rewritten or removed changes the conversation
+    only in its vector, so updated_at stays; an utterance of stop words does not even write it."""
+    stamped = "2020-01-01T00:00:00+00:00"
+    conversation = await corpus_db.fetchval(
+        "INSERT INTO conversations (conversation_name, conversation_type, source_type,"
+        " started_at, owner_id, visibility, updated_at) VALUES ('quiet vectors', 'transcript',"
+        " 'test', now(), 'trigger-owner', 'private', $1) RETURNING id",
+        datetime.fromisoformat(stamped),
+    )
+    state = "SELECT tsv_search::text AS vector, updated_at FROM conversations WHERE id = $1"
+    try:
+        before = await corpus_db.fetchrow(state, conversation)
+        writes = (
+            "INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number)"
+            " VALUES ($1, 'the and of', 's1', 1)",
+            "UPDATE utterances SET text = 'it was the' WHERE conversation_id = $1",
+            "DELETE FROM utterances WHERE conversation_id = $1",
+        )
+        for write in writes:
+            await corpus_db.execute(write, conversation)
+            assert await corpus_db.fetchrow(state, conversation) == before, write
+        await corpus_db.execute(
+            "INSERT INTO utterances (conversation_id, text, speaker_id, sequence_number)"
+            " VALUES ($1, 'a harbor crane', 's1', 1)",
+            conversation,
+        )
+        after = await corpus_db.fetchrow(state, conversation)
+        assert "harbor" in after["vector"] and after["updated_at"] == before["updated_at"]
+        await corpus_db.execute(
+            "UPDATE conversations SET conversation_name = 'renamed' WHERE id = $1", conversation
+        )
+        renamed = await corpus_db.fetchrow(state, conversation)
+        assert renamed["updated_at"] > before["updated_at"]
+    finally:
+        await corpus_db.execute("DELETE FROM utterances WHERE conversation_id = $1", conversation)
+        await corpus_db.execute("DELETE FROM conversations WHERE id = $1", conversation)
