@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import ApiCall, Cluster, Conversation, Edit, Node, Relationship, Utterance
 from graph.errors import ErrorCode, InvalidInput, UserFacingError, from_database_error
 from graph.services.common import Actor, lock_conversation, word_count
-from graph.services.transfer import checking, decoding
+from graph.services.transfer.checking import check_conversation, check_rows
+from graph.services.transfer.decoding import (
+    Reader,
+    conversation_id,
+    conversation_values,
+    sections_of,
+)
 from graph.services.transfer.document import MODELS
 
 ID_TAKEN = (
@@ -124,18 +130,18 @@ async def _write(
 def prepare(document: Any, preserve_ids: bool) -> _Prepared:
     """Checks `document` and turns it into rows; raises `InvalidInput` naming the JSON path of the
     first problem. Every step is a pass over the rows with dict and set look-ups."""
-    sections, meta = decoding.sections_of(document)
-    conversation_values = decoding.conversation_values(meta)
-    checking.check_conversation(conversation_values)
-    reader = decoding.Reader(preserve_ids)
+    sections, meta = sections_of(document)
+    values = conversation_values(meta)
+    check_conversation(values)
+    reader = Reader(preserve_ids)
     rows = reader.rows(sections)
-    checking.check_rows(rows)
-    conversation_id = decoding.conversation_id(meta, preserve_ids)
+    check_rows(rows)
+    stored_as = conversation_id(meta, preserve_ids)
     return _Prepared(
-        conversation_id=conversation_id,
-        conversation_values=conversation_values,
+        conversation_id=stored_as,
+        conversation_values=values,
         sections={name: _Section(name, section_rows) for name, section_rows in rows.items()},
-        stored_ids=[conversation_id, *reader.everything.values()],
+        stored_ids=[stored_as, *reader.everything.values()],
         id_map={reference: str(value) for reference, value in reader.everything.items()},
         total_utterances=len(rows["utterances"]),
         total_words=sum(word_count(row.get("text")) for row in rows["utterances"]),
