@@ -93,8 +93,9 @@ async def test_the_event_loop_heartbeat_is_in_the_metrics(server: str) -> None:
     beats = "lct_event_loop_stall_seconds_count"
     # a beat every 15 ms: over a second, dozens
     assert value(second, beats) - value(first, beats) > 10
-    # every wake-up is a little late, so the worst of the last minute is above zero
-    assert 0 < value(second, "lct_event_loop_worst_stall_seconds") < 5
+    # every wake-up is a little late, so the worst of the last minute is above zero (how far
+    # above depends on the other tests this process ran: one of them blocks the loop on purpose)
+    assert value(second, "lct_event_loop_worst_stall_seconds") > 0
     assert value(second, "lct_event_loop_stall_seconds_bucket", le="+Inf") == value(second, beats)
     pauses = "lct_gc_pause_seconds_count"
     assert value(second, pauses, generation="2") > value(first, pauses, generation="2")
