@@ -186,7 +186,8 @@ async def measure_import(
     """Imports one generated document while pinging /health; returns the phase's figures. With
     `server_pid`, also the CPU seconds the server's processes and PostgreSQL's backends spent
     (figures a loaded machine changes less than the elapsed time)."""
-    from bench.run import _cpu_seconds, _process_tree
+    from bench.processes import cpu_seconds as _cpu_seconds
+    from bench.processes import process_tree as _process_tree
 
     started = time.perf_counter()
     doc = document(nodes, utterances)
@@ -250,7 +251,7 @@ async def measure_import(
 async def backend_cpu_seconds(database: Any) -> float:
     """CPU seconds of the PostgreSQL backends connected to the benchmark's database (the server's
     pool, opened for the import), over their lifetime; Linux, PostgreSQL on this machine."""
-    from bench.run import _cpu_seconds
+    from bench.processes import cpu_seconds as _cpu_seconds
 
     connection = await asyncpg.connect(**connect_arguments(database))
     try:
@@ -339,7 +340,9 @@ async def check_stored(database: Any, conversation_id: uuid.UUID, counts: dict[s
 
 async def run(arguments: Any, log: Any) -> dict[str, Any]:
     """The import phase on a database and server of its own."""
-    from bench.run import Server, _git, create_dataset, drop_database
+    from bench.dataset import create_dataset, drop_database
+    from bench.report import git as _git
+    from bench.server import Server
 
     settings = Settings()
     server_url = resolve_database_url(settings)
@@ -408,7 +411,7 @@ def table(result: dict[str, Any]) -> str:
 
 def main(arguments: Any, log: Any) -> int:
     """`manage.py bench --phase import`: runs the phase, prints its table, writes its JSON."""
-    from bench.run import RESULTS_DIR
+    from bench.report import RESULTS_DIR
 
     result = asyncio.run(run(arguments, log))
     output = arguments.output or RESULTS_DIR / (

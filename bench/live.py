@@ -50,7 +50,8 @@ mutation($id: ID!, $x: Int!) { moveNodes(moves: [{id: $id, canvasX: $x, canvasY:
 
 
 def _rss_kb(pid: int) -> int:
-    from bench.run import _process_tree, _status_kb
+    from bench.processes import process_tree as _process_tree
+    from bench.processes import status_kb as _status_kb
 
     return sum(_status_kb(child, "VmRSS") for child in _process_tree(pid))
 
@@ -101,7 +102,7 @@ async def measure_live(
     log: Callable[[str], None],
     rate: float = 1.0,
 ) -> dict[str, Any]:
-    from bench.run import Server
+    from bench.server import Server
 
     os.environ["LCT_LIVE_MAX_CONNECTIONS"] = str(subscribers + 100)
     try:

@@ -24,7 +24,9 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from bench import documents
-from bench.run import Dataset, Figures, Request, Server, drop_database, measure, measure_floor
+from bench.dataset import Dataset, drop_database
+from bench.load import Figures, Request, measure, measure_floor
+from bench.server import Server
 from db.demo import generate_conversation, generate_small_conversations
 from db.settings import connect_arguments
 from graph.serve import migrate

@@ -46,32 +46,11 @@ from bench import documents, importing
 from bench.dataset import Dataset, create_dataset, drop_database
 from bench.live import measure_live
 from bench.load import Figures, Request, measure, measure_floor
-from bench.processes import cpu_seconds, process_tree, status_kb
 from bench.report import RESULTS_DIR, compare, derive, git, table
 from bench.server import Server
 from db.settings import Settings, connect_arguments, resolve_database_url
 
-# bench/live.py, bench/importing.py, bench/planner.py and bench/search_phase.py import these from
-# here, under their former names; they belong to the modules above.
-_process_tree, _status_kb, _cpu_seconds, _git = process_tree, status_kb, cpu_seconds, git
-__all__ = [
-    "RESULTS_DIR",
-    "Dataset",
-    "Figures",
-    "Request",
-    "Server",
-    "_cpu_seconds",
-    "_git",
-    "_process_tree",
-    "_status_kb",
-    "compare",
-    "create_dataset",
-    "drop_database",
-    "main",
-    "measure",
-    "measure_floor",
-    "run",
-]
+__all__ = ["main", "run"]
 
 
 async def check_canvas(server: Server, dataset: Dataset, size: int) -> str | None:

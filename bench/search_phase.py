@@ -119,7 +119,8 @@ async def timed(call: Any, count: int) -> dict[str, float]:
 
 
 async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any]]:
-    from bench.run import Server, drop_database
+    from bench.dataset import drop_database
+    from bench.server import Server
     from graph.serve import migrate
 
     server_url = resolve_database_url()

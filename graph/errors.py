@@ -29,7 +29,6 @@ from graph.services.errors import (
 strawberry.enum(
     ErrorCode, description="Why a mutation was refused; stable for clients to branch on."
 )
-UserFacingError = DomainError  # the name graph.services.transfer and graph.services.canvas use
 
 
 # GraphQL types ----------------------------------------------------------------------------------
@@ -110,7 +109,6 @@ __all__ = [
     "NotFoundError",
     "StaleVersion",
     "UserError",
-    "UserFacingError",
     "ValidationError",
     "camel",
     "from_database_error",

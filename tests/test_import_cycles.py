@@ -1,4 +1,4 @@
-"""No module of graph/ or db/ imports, directly or through others, a module that imports it.
+"""No module of graph/, db/ or bench/ imports, directly or through others, a module that imports it.
 
 Imports inside functions count (a deferred import only hides a cycle); imports under
 `if TYPE_CHECKING:` and strawberry's lazy type references (`strawberry.lazy("graph.nodes")`,
@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def modules() -> dict[str, Path]:
     found = {}
-    for path in [*ROOT.glob("graph/**/*.py"), *ROOT.glob("db/**/*.py")]:
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        found[name.removesuffix(".__init__")] = path
+    for package in ("graph", "db", "bench"):
+        for path in ROOT.glob(f"{package}/**/*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
     return found
 
 

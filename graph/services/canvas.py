@@ -12,7 +12,7 @@ cards of the canvas become relationships created or deleted, and a changed label
 the relationship. Everything runs in the caller's transaction through the write services, which
 log every change in `edits_log`. Groups are derived from clusters: they are checked but their own
 edits are ignored. A card missing from the canvas is left alone (delete nodes with `deleteNode`).
-Problems are `UserFacingError`s whose `field` is the JSON path of the offending value
+Problems are `DomainError`s whose `field` is the JSON path of the offending value
 (`nodes[3].x`, `edges[0].toNode`), raised before anything is written where the document alone
 shows them.
 """
@@ -31,12 +31,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Executable, Row, select
 
 from db.models import Cluster, Conversation, Node, Relationship
-from graph.errors import ErrorCode, InvalidInput, NotFound, UserFacingError
 from graph.filters import NodeFilter, nodes
 from graph.permissions import visible_to
 from graph.services import nodes as node_service
 from graph.services import relationships as relationship_service
 from graph.services.common import Actor, lock_conversation, lock_rows
+from graph.services.errors import DomainError, ErrorCode, InvalidInput, NotFound
 
 Fetch = Callable[[Executable], Awaitable[list[Row[Any]]]]
 T = TypeVar("T")
@@ -404,7 +404,7 @@ def at_path(path: str, rename: Callable[[str | None], str] | None = None) -> Ite
     """A service's error re-pointed at the canvas's JSON path."""
     try:
         yield
-    except UserFacingError as error:
+    except DomainError as error:
         error.field = rename(error.field) if rename is not None else path
         raise
 

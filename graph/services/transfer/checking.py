@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from graph.errors import ErrorCode, InvalidInput, camel
 from graph.services.clusters import check_cluster_values
 from graph.services.common import check_text, check_unit_interval
 from graph.services.conversations import _check_conversation, _check_utterance
+from graph.services.errors import ErrorCode, InvalidInput, camel
 from graph.services.hierarchy import in_listed_order
 from graph.services.nodes import check_node_values
 from graph.services.relationships import check_relationship_values

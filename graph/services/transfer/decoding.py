@@ -12,8 +12,8 @@ from sqlalchemy import ARRAY, Boolean, DateTime, Float, Integer, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from db.models import Conversation
-from graph.errors import ErrorCode, InvalidInput
 from graph.services.common import check_json, check_text
+from graph.services.errors import ErrorCode, InvalidInput
 from graph.services.transfer.document import (
     CONVERSATION_SKIP,
     FORMAT,

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Cluster, Edit, Node, Relationship, Utterance
-from graph.errors import camel
 from graph.services.common import Actor, lock_conversation, snapshot
+from graph.services.errors import camel
 from graph.services.transfer.document import (
     CONVERSATION_SKIP,
     FORMAT,

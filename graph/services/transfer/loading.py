@@ -22,8 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiCall, Cluster, Conversation, Edit, Node, Relationship, Utterance
-from graph.errors import ErrorCode, InvalidInput, UserFacingError, from_database_error
 from graph.services.common import Actor, lock_conversation, word_count
+from graph.services.database_errors import from_database_error
+from graph.services.errors import DomainError, ErrorCode, InvalidInput
 from graph.services.transfer.checking import check_conversation, check_rows
 from graph.services.transfer.decoding import (
     Reader,
@@ -357,7 +358,7 @@ async def refuse_taken_ids(session: AsyncSession, ids: list[uuid.UUID]) -> None:
         raise InvalidInput(ID_TAKEN, field="document", code=ErrorCode.DUPLICATE)
 
 
-def _at_path(error: DBAPIError, path: str) -> UserFacingError | None:
+def _at_path(error: DBAPIError, path: str) -> DomainError | None:
     """The typed error for a violation PostgreSQL caught in the row at `path` (`nodes[3].`)."""
     mapped = from_database_error(error)
     if mapped is not None:
