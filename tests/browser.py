@@ -8,11 +8,13 @@ it fails: CI must not pass with the browser test skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -115,12 +117,16 @@ class Page:
 @asynccontextmanager
 async def open_page(browser: str) -> AsyncIterator[Page]:
     """Starts a fresh headless browser (own profile) and yields its first tab."""
-    with tempfile.TemporaryDirectory(prefix="lct-chromium-") as profile:
+    # Chromium's helper processes can still be writing the profile when the browser has exited:
+    # they run in the browser's process group and are stopped with it, and a file one of them
+    # left behind must not fail the test
+    with tempfile.TemporaryDirectory(prefix="lct-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [browser, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
         try:
             endpoint = await asyncio.to_thread(_devtools_endpoint, process)
@@ -141,12 +147,20 @@ async def open_page(browser: str) -> AsyncIterator[Page]:
                 finally:
                     page.reader.cancel()
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    """Stops the browser and every process of its group (renderers, GPU, crash handler)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _devtools_endpoint(process: subprocess.Popen[str]) -> str:
