@@ -76,10 +76,6 @@ def from_json(kind: str, data: dict[str, Any]) -> Any:
     return from_row(KINDS[kind].graphql_type, data)
 
 
-def any_key(column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:
-    return column == func.any(literal(list(keys), UUIDS))
-
-
 class GroupedLoader(DataLoader[tuple[K, A], V]):
     """Keys are (parent, arguments); one `load_group(arguments, parents)` call per arguments."""
 
