@@ -32,11 +32,20 @@ from graph.auth import Authenticator
 from graph.canvas import canvas_route
 from graph.context import Context
 from graph.graphiql import assets_mount
-from graph.http import SecureGraphQL, security_extensions, security_middleware, viewer_of
+from graph.http import (
+    GRAPHQL_RESPONSE,
+    SecureGraphQL,
+    prefers_graphql_response,
+    security_extensions,
+    security_middleware,
+    viewer_of,
+)
 from graph.live_canvas import canvas_routes
 from graph.live_transport import LiveEndpoints
 from graph.masking import unavailable_for_retry
 from graph.observability import Observability, RequestMiddleware, current_count
+from graph.operations import FastPath, Learning, Operations
+from graph.operations import enabled as compiles_operations
 from graph.rendering import RenderBudget
 from graph.schema import create_schema
 from graph.strawberry_adapter import run_extensions_lean
@@ -73,6 +82,24 @@ class GraphQLView(SecureGraphQL):
         super().__init__(schema, settings)
         self.database = database
         self.observability = observability
+        self.fast: FastPath | None = None
+
+    def answer_compiled(self, operations: Operations) -> None:
+        """Serves what `operations` compiled without the executor (graph/operations.py)."""
+        self.fast = FastPath(
+            operations,
+            self.settings,
+            lambda: self.database.engine,
+            lambda: self.database.render_budget,
+            self.observability,
+            self.persisted,
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.fast is None or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+        else:
+            await self.fast(scope, receive, send, super().__call__)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         factory = self.database.session_factory
@@ -130,29 +157,6 @@ class GraphQLView(SecureGraphQL):
                 await created.close()
 
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-
-
-def prefers_graphql_response(accept: str | None) -> bool:
-    """Whether `Accept` ranks application/graphql-response+json above application/json."""
-    best: dict[str, tuple[float, int]] = {}
-    for position, part in enumerate((accept or "").split(",")):
-        media_type, *parameters = (piece.strip() for piece in part.split(";"))
-        quality = 1.0
-        for parameter in parameters:
-            name, _, value = parameter.partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0 and media_type.lower() not in best:
-            best[media_type.lower()] = (quality, -position)
-    mine = best.get(GRAPHQL_RESPONSE)
-    plain = best.get("application/json") or best.get("application/*") or best.get("*/*")
-    return mine is not None and (plain is None or mine > plain)
-
-
 def is_request_error(response_data: Any) -> bool:
     """No data and only errors without a path: the document was refused before execution."""
     if not isinstance(response_data, dict) or response_data.get("data") is not None:
@@ -167,7 +171,7 @@ def viewer_id_of(request: Request) -> str | None:
 
 
 def extensions_for(
-    settings: Settings, observability: Observability
+    settings: Settings, observability: Observability, operations: Operations | None = None
 ) -> list[type[SchemaExtension] | Callable[[], Any]]:
     """The schema extensions, as classes or factories (an instance would be shared by requests)."""
     extensions: list[type[SchemaExtension] | Callable[[], Any]] = [
@@ -176,6 +180,8 @@ def extensions_for(
     ]
     if settings.debug_sql_count:
         extensions.append(StatementCountExtension)
+    if operations is not None:
+        extensions.append(lambda: Learning(operations))
     return extensions
 
 
@@ -212,13 +218,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             async with live.running(database.session_factory, database.render_budget):
                 yield
         finally:
+            if view.fast is not None:
+                await view.fast.connections.close()
             database.engine = database.session_factory = None
             observability.stop()
             await engine.dispose()
 
-    schema = create_schema(extensions_for(settings, observability))
+    operations = Operations() if compiles_operations(settings) else None
+    schema = create_schema(extensions_for(settings, observability, operations))
     run_extensions_lean(schema)
     view = GraphQLView(schema, settings, database, observability)
+    if operations is not None:
+        view.answer_compiled(operations)
     live = LiveEndpoints(settings, Authenticator(settings), view.schema)  # subscriptions
 
     async def health(_: Request) -> Response:

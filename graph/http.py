@@ -96,6 +96,30 @@ def viewer_of(request: Any) -> Viewer:
     return viewer if isinstance(viewer, Viewer) else ANONYMOUS
 
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+@functools.lru_cache(maxsize=256)  # clients send the same few
+def prefers_graphql_response(accept: str | None) -> bool:
+    """Whether `Accept` ranks application/graphql-response+json above application/json."""
+    best: dict[str, tuple[float, int]] = {}
+    for position, part in enumerate((accept or "").split(",")):
+        media_type, *parameters = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and media_type.lower() not in best:
+            best[media_type.lower()] = (quality, -position)
+    mine = best.get(GRAPHQL_RESPONSE)
+    plain = best.get("application/json") or best.get("application/*") or best.get("*/*")
+    return mine is not None and (plain is None or mine > plain)
+
+
 class BodyTooLarge(Exception):
     pass
 

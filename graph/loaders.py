@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from strawberry.dataloader import DataLoader
 
 from graph.pagination import ListArgs, Page, fetch_counts, fetch_pages
-from graph.permissions import visible_conversation_ids, visible_to
+from graph.permissions import visible_rows
 from graph.registry import KINDS, UNREAD_COLUMNS, columns
 from graph.relations import STATEMENTS, UUIDS, Paged, Relation
 from graph.relay import from_row
@@ -201,22 +201,11 @@ class Loaders:
     # -- visibility -------------------------------------------------------------------------
 
     def visible(self, table: FromClause) -> ColumnElement[bool]:
-        """Rows of `table` (or of an alias of one) the viewer may read: those of conversations
-        visible to them.
+        return visible_rows(self.viewer_id, table)
 
-        security: the owner's soft-deleted conversations pass here, so that a conversation the
-        owner asked for explicitly can be traversed; the root fields leave them out unless asked
-        (`ConversationFilter.include_deleted`, `graph.queries`). Nobody else ever sees them.
-        """
-        if "conversation_id" not in table.c:
-            # the conversations table, or an alias of it
-            from sqlalchemy.sql.util import ClauseAdapter
-
-            condition = visible_to(self.viewer_id, include_deleted=True)
-            return ClauseAdapter(table).traverse(condition)
-        return table.c.conversation_id.in_(
-            visible_conversation_ids(self.viewer_id, include_deleted=True)
-        )
+    @property
+    def settings(self) -> Any:
+        return self.context.settings
 
     # -- by id ------------------------------------------------------------------------------
 

@@ -360,6 +360,18 @@ def count_statements(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
 
 
+# Per pool, the connections checked out of it that wait idle for their next request (the fast
+# path's, graph/operations.py): out of the pool, but not in use.
+PARKED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def park(engine: AsyncEngine, change: int) -> None:
+    """`change` more (or fewer) connections of `engine` parked; the in-use gauge follows."""
+    pool: Any = engine.sync_engine.pool
+    PARKED[pool] = PARKED.get(pool, 0) + change
+    POOL_IN_USE.set(pool.checkedout() - PARKED[pool])
+
+
 def instrument_pool(engine: AsyncEngine) -> None:
     """Keeps the pool gauges current: in use after every checkout and checkin (SQLAlchemy fires
     `checkin` just before the connection is back, hence the -1), waiting around every request
@@ -369,10 +381,12 @@ def instrument_pool(engine: AsyncEngine) -> None:
     POOL_LIMIT.set(pool.size() + max(getattr(pool, "_max_overflow", 0), 0))
 
     def checked_out(*_: Any) -> None:
-        POOL_IN_USE.set(sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+        pool = sync_engine.pool
+        POOL_IN_USE.set(pool.checkedout() - PARKED.get(pool, 0))  # type: ignore[attr-defined]
 
     def checked_in(*_: Any) -> None:
-        POOL_IN_USE.set(sync_engine.pool.checkedout() - 1)  # type: ignore[attr-defined]
+        pool = sync_engine.pool
+        POOL_IN_USE.set(pool.checkedout() - 1 - PARKED.get(pool, 0))  # type: ignore[attr-defined]
 
     event.listen(sync_engine, "checkout", checked_out)
     event.listen(sync_engine, "checkin", checked_in)
@@ -768,6 +782,30 @@ class Observability:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(metrics_registry()), headers={"Content-Type": content_type})
 
+    def operation_done(
+        self, name: str, label: str, outcome: str, seconds: float, statements: int
+    ) -> None:
+        """Records an operation served: its metrics, and a log line when it was slow."""
+        OPERATIONS.labels(label, outcome).inc()
+        OPERATION_DURATION.labels(label).observe(seconds)
+        OPERATION_STATEMENTS.labels(label).observe(statements)
+        slow_ms = self.settings.slow_operation_ms
+        if slow_ms and seconds * 1000 >= slow_ms:
+            milliseconds = round(seconds * 1000, 1)
+            logger.warning(
+                "slow operation %s: %s ms, %d SQL statements, %s",
+                name,
+                milliseconds,
+                statements,
+                outcome,
+                extra={
+                    "operation": name,
+                    "duration_ms": milliseconds,
+                    "sql_statements": statements,
+                    "outcome": outcome,
+                },
+            )
+
     def rendered(self, context: Any) -> None:
         """The request is done: count the lists PostgreSQL rendered for it."""
         lists = getattr(context, "rendered_lists", 0)
@@ -798,26 +836,8 @@ class OperationObserver(SchemaExtension):
             context = self.execution_context
             label = OPERATION_NAMES.label(context)
             outcome = outcome_of(context.result)
-            OPERATIONS.labels(label, outcome).inc()
-            OPERATION_DURATION.labels(label).observe(seconds)
-            OPERATION_STATEMENTS.labels(label).observe(counter.value)
             if tracing is not None and traced is not None:
                 tracing.end_operation(*traced, context, label, outcome)
-            slow_ms = self.observability.settings.slow_operation_ms
-            if slow_ms and seconds * 1000 >= slow_ms:
-                milliseconds = round(seconds * 1000, 1)
-                # past the label cap the log still names it (a name from the parsed document)
-                name = label if label != "other" else str(context.operation_name)[:200]
-                logger.warning(
-                    "slow operation %s: %s ms, %d SQL statements, %s",
-                    name,
-                    milliseconds,
-                    counter.value,
-                    outcome,
-                    extra={
-                        "operation": name,
-                        "duration_ms": milliseconds,
-                        "sql_statements": counter.value,
-                        "outcome": outcome,
-                    },
-                )
+            # past the label cap the log still names it (a name from the parsed document)
+            name = label if label != "other" else str(context.operation_name)[:200]
+            self.observability.operation_done(name, label, outcome, seconds, counter.value)

@@ -16,7 +16,8 @@ import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, any_, false, literal, or_, select
+from sqlalchemy import ColumnElement, FromClause, Select, and_, any_, false, literal, or_, select
+from sqlalchemy.sql.util import ClauseAdapter
 
 from db.models import Conversation
 
@@ -50,6 +51,19 @@ def visible_conversation_ids(
 ) -> Select[uuid.UUID]:
     """SQL: the ids of the conversations the viewer may read, for `x.conversation_id IN (...)`."""
     return select(Conversation.id).where(visible_to(viewer_id, include_deleted=include_deleted))
+
+
+def visible_rows(viewer_id: str | None, table: FromClause) -> ColumnElement[bool]:
+    """SQL: the rows of `table` (or of an alias of one) the viewer may read: those of
+    conversations visible to them.
+
+    security: the owner's soft-deleted conversations pass here, so that a conversation the
+    owner asked for explicitly can be traversed; the root fields leave them out unless asked
+    (`ConversationFilter.include_deleted`, `graph.relations.ById`). Nobody else ever sees them.
+    """
+    if "conversation_id" not in table.c:  # the conversations table, or an alias of it
+        return ClauseAdapter(table).traverse(visible_to(viewer_id, include_deleted=True))
+    return table.c.conversation_id.in_(visible_conversation_ids(viewer_id, include_deleted=True))
 
 
 def owned_by(viewer_id: str | None) -> ColumnElement[bool]:

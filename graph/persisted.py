@@ -252,6 +252,18 @@ class PersistedDocuments:
     def find(self, digest: str) -> Document | None:
         return self.manifest.get(digest) or self.registered.get(digest)
 
+    def text_to_run(self, query: Any, document_id: Any) -> str | None:
+        """The text a request runs when that needs no check of who asks: its `documentId`'s
+        document (a trusted one, with `LCT_TRUSTED_DOCUMENTS_ONLY`), or its own text when any
+        text may run. None when `resolve` must decide (and answer an error, perhaps)."""
+        if document_id is None:
+            return query if isinstance(query, str) and not self.only_trusted else None
+        digest = _hex_of(document_id)
+        document = self.find(digest) if digest is not None and query is None else None
+        if document is None or (self.only_trusted and not document.trusted):
+            return None
+        return document.query
+
     def resolve(
         self, item: GraphQLRequestData, document_id: Any, viewer: Viewer
     ) -> GraphQLRequestData:

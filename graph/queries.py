@@ -15,7 +15,7 @@ from graph.conversations import Conversation
 from graph.enums import ConversationType
 from graph.filters import ConversationFilter
 from graph.pagination import Connection, Direction, user_error
-from graph.relations import Paged
+from graph.relations import ById, Paged
 from graph.relay import Node, parse_uuid
 
 Info = strawberry.Info[Context, None]
@@ -47,6 +47,7 @@ def _conversations(
     )
 
 
+CONVERSATION = ById("conversation")
 CONVERSATIONS = Paged("conversation", key=_conversations, order_column="started_at")
 
 
@@ -96,7 +97,9 @@ class Query:
         ]
         return answers
 
-    @strawberry.field(description="A conversation by id; null when missing or not visible to you.")
+    @CONVERSATION.field(
+        description="A conversation by id; null when missing or not visible to you."
+    )
     async def conversation(
         self,
         info: Info,
@@ -108,8 +111,9 @@ class Query:
             ),
         ] = False,
     ) -> Conversation | None:
-        found = await info.context.loaders.at(info).conversation_by_id.load(parse_uuid(id))
-        return _live(found, include_deleted)
+        return await CONVERSATION.resolve(
+            self, info, id=parse_uuid(id), include_deleted=include_deleted
+        )
 
     @CONVERSATIONS.field(
         description="The conversations you may read, soft-deleted ones left out; newest first by"

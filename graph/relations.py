@@ -73,6 +73,7 @@ class Scope:
     """What a statement needs to know about the request: who asks, and what they may read."""
 
     viewer_id: str | None
+    settings: Any
 
     def visible(self, table: FromClause) -> ColumnElement[bool]:
         raise NotImplementedError
@@ -294,6 +295,50 @@ class ToOne(Relation):
     ) -> ColumnElement[Any]:
         assert selected.plan is not None
         rows = self.rows(parent, scope, None)
+        return rows.select(render_object(selected.plan, rows.alias, scope)).scalar_subquery()
+
+
+@dataclass(eq=False)
+class ById(Relation):
+    """A root field: the row whose id the `id:` argument names; null when missing or hidden.
+    A soft-deleted conversation is found only by its owner, and only with `includeDeleted`.
+
+    Rendered, the id is the statement's parameter `id_<response key>`
+    (graph/operations.py binds it per request), so every id shares one statement.
+    """
+
+    many: bool = False
+    renders_whole: bool = False
+
+    @staticmethod
+    def parameter(selected: Selected) -> str:
+        return f"id_{selected.key}"
+
+    def rows(self, parent: Any, scope: Scope, key: Hashable) -> Rows:
+        alias = self.kind.table.alias()
+        where = [alias.c.id == parent, scope.visible(alias)]
+        if "deleted_at" in alias.c and not key:
+            where.append(alias.c.deleted_at.is_(None))
+        return Rows(alias, where, [])
+
+    async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
+        found = await info.context.loaders.at(info).by_id(self.target).load(arguments["id"])
+        if found is None or getattr(found, "deleted_at", None) is None:
+            return found
+        return found if self.filter_of(arguments) else None
+
+    def filter_of(self, arguments: dict[str, Any]) -> Hashable:
+        """Whether a soft-deleted row is asked for too."""
+        return bool(arguments.get("include_deleted", False))
+
+    def render(
+        self, selected: Selected, parent: FromClause | None, scope: Any
+    ) -> ColumnElement[Any]:
+        assert selected.plan is not None
+        identifier = bindparam(  # no value: it is given per request
+            self.parameter(selected), type_=PG_UUID(as_uuid=True), required=False
+        )
+        rows = self.rows(identifier, scope, self.filter_of(selected.python_arguments))
         return rows.select(render_object(selected.plan, rows.alias, scope)).scalar_subquery()
 
 
@@ -522,7 +567,7 @@ class Paged(ToMany):
     ) -> ColumnElement[Any]:
         assert selected.plan is not None
         key, first, after, order = self.split(selected.python_arguments)
-        page = page_request(scope.context.settings, first, after, order)
+        page = page_request(scope.settings, first, after, order)
         rows = self.rows(parent, scope, key)
         alias = rows.alias
         where = list(rows.where)
@@ -624,6 +669,7 @@ __all__ = [
     "OF_CONVERSATION",
     "RELATION",
     "Ancestors",
+    "ById",
     "Containing",
     "EitherEnd",
     "Members",

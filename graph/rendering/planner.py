@@ -142,14 +142,12 @@ class Planner:
             field = object_type.fields.get(name)
             if field is None or not renderer.renders(name):
                 raise Unsupported(f"{object_type.name}.{name}")
-            selected = self._selected(key, name, field, nodes)
+            selected = self.select(key, name, field, nodes)
             renderer.check(selected, self.settings)
             fields.append(selected)
         return Plan(object_type.name, tuple(fields))
 
-    def _selected(
-        self, key: str, name: str, field: GraphQLField, nodes: list[FieldNode]
-    ) -> Selected:
+    def select(self, key: str, name: str, field: GraphQLField, nodes: list[FieldNode]) -> Selected:
         arguments = self._arguments(field, nodes[0])
         named = get_named_type(field.type)
         plan = variants = None
@@ -218,7 +216,7 @@ def field_selection(info: Any) -> Selected | None:
     if relation is None:
         return None
     try:
-        selected = Planner(raw, settings)._selected(
+        selected = Planner(raw, settings).select(
             raw.field_name, raw.field_name, field, list(raw.field_nodes)
         )
         relation.check(selected, settings)

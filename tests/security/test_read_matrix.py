@@ -131,13 +131,18 @@ async def test_conversation_root_field(
     ask: Ask, world: World, viewer: str | None, conversation: str
 ):
     conversation_id = str(world.conversations[conversation])
-    for include_deleted in (False, True):
+    # each document asked twice: the executor answers it first, its compiled statement next
+    # (graph/operations.py), and neither tells hidden from missing
+    for include_deleted, served in itertools.product((False, True), ("executor", "compiled")):
+        if served == "executor":
+            documents = [f"# {uuid.uuid4()}\n{CONVERSATION}" for _ in range(2)]
         missing = await ask(
-            CONVERSATION, as_=viewer, id=str(uuid.uuid4()), includeDeleted=include_deleted
+            documents[0], as_=viewer, id=str(uuid.uuid4()), includeDeleted=include_deleted
         )
         reply = await ask(
-            CONVERSATION, as_=viewer, id=conversation_id, includeDeleted=include_deleted
+            documents[1], as_=viewer, id=conversation_id, includeDeleted=include_deleted
         )
+        assert (reply.body["extensions"].get("compiled") is True) is (served == "compiled")
         visible = can_read(viewer, conversation) or (
             conversation == "deleted" and viewer == OWNER and include_deleted
         )
