@@ -255,3 +255,31 @@ async def test_words_that_leave_the_vector_unchanged_leave_updated_at_alone(corp
     finally:
         await corpus_db.execute("DELETE FROM utterances WHERE conversation_id = $1", conversation)
         await corpus_db.execute("DELETE FROM conversations WHERE id = $1", conversation)
+
+
+def test_statements_are_built_once_per_shape_and_keyed_by_what_changes_the_sql():
+    """A statement built for one search serves every viewer and every value of the same shape;
+    the text-search configuration, visibility (anonymous or a viewer), kinds and the filters
+    given each make another statement."""
+    from sqlalchemy.dialects import postgresql
+
+    from graph.search_sql import Search, SearchRequest
+
+    def sql(search: Search) -> str:
+        return str(search.page(10, None)[0].compile(dialect=postgresql.dialect()))
+
+    alice = Search(SearchRequest("apple"), "alice", "english")
+    assert alice.statements is Search(SearchRequest("budget"), "bob", "english").statements
+    assert alice.page(10, None)[1]["viewer_id"] == "alice"
+    anonymous = Search(SearchRequest("apple"), None, "english")
+    assert anonymous.statements is not alice.statements
+    assert "viewer_id" not in sql(anonymous) and "viewer_id" in sql(alice)
+    simple = Search(SearchRequest("apple"), "alice", "simple")
+    assert "'simple'::regconfig" in sql(simple) and "'english'" not in sql(simple)
+    for request in (
+        SearchRequest("apple", kinds=("utterance",)),
+        SearchRequest("apple", speaker="s1"),
+        SearchRequest("apple", time_from=1.0),
+        SearchRequest("apple", started_before=datetime(2026, 1, 1)),
+    ):
+        assert Search(request, "alice", "english").statements is not alice.statements, request
