@@ -120,6 +120,17 @@ def decode_cursor(cursor: str) -> tuple[float, int, uuid.UUID]:
         ) from None
 
 
+# The filters of a request, each a bound parameter of the same name when given.
+FILTERS = (
+    "conversation_ids",
+    "speaker",
+    "started_after",
+    "started_before",
+    "time_from",
+    "time_to",
+)
+
+
 @dataclass(frozen=True)
 class SearchShape:
     """Everything that changes a search's SQL; the rest (the query, the viewer, the filters'
@@ -129,12 +140,7 @@ class SearchShape:
     kinds: tuple[str, ...]
     config: str
     anonymous: bool
-    conversation_ids: bool = False
-    speaker: bool = False
-    started_after: bool = False
-    started_before: bool = False
-    time_from: bool = False
-    time_to: bool = False
+    filters: frozenset[str]  # those given
 
 
 # The parameters every statement of a shape may take; a statement uses those its shape needs.
@@ -159,30 +165,21 @@ class Search:
     def __init__(self, request: SearchRequest, viewer_id: str | None, config: str) -> None:
         self.request = request
         self.viewer_id = viewer_id
+        self.filters = {
+            name: getattr(request, name) for name in FILTERS if getattr(request, name) is not None
+        }
         self.shape = SearchShape(
             kinds=tuple(kind for kind in KINDS if kind in request.kinds),
             config=config,
             anonymous=viewer_id is None,
-            conversation_ids=request.conversation_ids is not None,
-            speaker=request.speaker is not None,
-            started_after=request.started_after is not None,
-            started_before=request.started_before is not None,
-            time_from=request.time_from is not None,
-            time_to=request.time_to is not None,
+            filters=frozenset(self.filters),
         )
         self.statements = statements_of(self.shape)
 
     def parameters(self) -> dict[str, Any]:
-        request = self.request
-        values: dict[str, Any] = {"query": request.query}
+        values: dict[str, Any] = {"query": self.request.query, **self.filters}
         if self.viewer_id is not None:
             values["viewer_id"] = self.viewer_id
-        if request.conversation_ids is not None:
-            values["conversation_ids"] = list(request.conversation_ids)
-        for name in ("speaker", "started_after", "started_before", "time_from", "time_to"):
-            value = getattr(request, name)
-            if value is not None:
-                values[name] = value
         return values
 
     def page(
@@ -235,34 +232,35 @@ class _Builder:
     def _conversation_conditions(self) -> list[ColumnElement[bool]]:
         """Visibility and the filters on the conversation; soft-deleted ones are never found."""
         table = Conversation.__table__.c
-        shape = self.shape
-        where = [visible_to(None if shape.anonymous else VIEWER)]
-        if shape.conversation_ids:
+        filters = self.shape.filters
+        where = [visible_to(None if self.shape.anonymous else VIEWER)]
+        if "conversation_ids" in filters:
             where.append(table.id == func.any(CONVERSATION_IDS))
-        if shape.started_after:
+        if "started_after" in filters:
             where.append(table.started_at >= STARTED_AFTER)
-        if shape.started_before:
+        if "started_before" in filters:
             where.append(table.started_at < STARTED_BEFORE)
         return where
 
     def _timed(self, start: Any, end: Any) -> list[ColumnElement[bool]]:
         """A row is in the window when its time span overlaps it."""
         where = []
-        if self.shape.time_from:
+        if "time_from" in self.shape.filters:
             where.append(func.coalesce(end, start) >= TIME_FROM)
-        if self.shape.time_to:
+        if "time_to" in self.shape.filters:
             where.append(start <= TIME_TO)
         return where
 
     def _branch(self, kind: str) -> Select[Any]:
         conversations = Conversation.__table__
         shape = self.shape
+        filters = shape.filters
         if kind == "conversation":
             vector: Any = conversations.c.tsv_search
             source: Any = conversations
             row_id = conversations.c.id
             where: list[ColumnElement[bool]] = []
-            if shape.speaker or shape.time_from or shape.time_to:
+            if filters & {"speaker", "time_from", "time_to"}:
                 where.append(false())  # a conversation has no speaker and no time offset
         elif kind == "utterance":
             table = Utterance.__table__
@@ -270,7 +268,7 @@ class _Builder:
             source = table.join(conversations, conversations.c.id == table.c.conversation_id)
             row_id = table.c.id
             where = self._timed(table.c.timestamp_start, table.c.timestamp_end)
-            if shape.speaker:
+            if "speaker" in filters:
                 where.append(or_(table.c.speaker_id == SPEAKER, table.c.speaker_name == SPEAKER))
         else:
             table = Node.__table__
@@ -278,9 +276,9 @@ class _Builder:
             source = table.join(conversations, conversations.c.id == table.c.conversation_id)
             row_id = table.c.id
             where = self._timed(table.c.timestamp_start, table.c.timestamp_end)
-            if shape.speaker:
+            if "speaker" in filters:
                 where.append(table.c.speaker_info["primary_speaker"].astext == SPEAKER)
-        if shape.conversation_ids and kind != "conversation":
+        if "conversation_ids" in filters and kind != "conversation":
             # on the row's own column too: the planner carries `= ANY` across no join, and
             # this lets it start from the conversation's rows instead of every match
             where.append(table.c.conversation_id == func.any(CONVERSATION_IDS))
