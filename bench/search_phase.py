@@ -72,11 +72,13 @@ JOIN ids ON ids.n = c.n % $1 + 1;
 """
 
 
-def compiled(statement: Any) -> tuple[str, list[Any]]:
-    """The SQL and positional parameters SQLAlchemy sends through asyncpg for `statement`."""
+def compiled(statement: Any, values: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+    """The SQL and positional parameters SQLAlchemy sends through asyncpg for `statement` run
+    with the bound values `values`."""
     compiled_statement = statement.compile(dialect=asyncpg_dialect())
     names = compiled_statement.positiontup or []
-    return str(compiled_statement), [compiled_statement.params[name] for name in names]
+    parameters = compiled_statement.construct_params(values)
+    return str(compiled_statement), [parameters[name] for name in names]
 
 
 async def generate(connection: asyncpg.Connection, arguments: argparse.Namespace, log: Any) -> None:
@@ -210,12 +212,13 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
                         if body.get("errors"):
                             raise RuntimeError(f"{label}: {body['errors']}")
 
+                    values = None
                     if isinstance(request, SearchRequest):
-                        statement = Search(request, VIEWER, "english").page_statement(20, None)
+                        statement, values = Search(request, VIEWER, "english").page(20, None)
                     else:
                         size = 500 if "bucket" in request.keys else 100
                         statement = stats_statement(request, VIEWER, size, 0)
-                    sql, parameters = compiled(statement)
+                    sql, parameters = compiled(statement, values)
                     prepared = await connection.prepare(sql)
 
                     async def via_sql(

@@ -16,7 +16,18 @@ import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, any_, false, literal, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    any_,
+    false,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.sql.util import ClauseAdapter
 
 from db.models import Conversation
@@ -25,19 +36,20 @@ from db.models import Conversation
 # Building the expression was a fifth of a small query's Python time; it depends on these two
 # values alone, and SQLAlchemy expressions are immutable, so statements can share one.
 @functools.lru_cache(maxsize=1024)
-def visible_to(viewer_id: str | None, *, include_deleted: bool = False) -> ColumnElement[bool]:
-    """SQL: the conversations `viewer_id` (None: anonymous) may read."""
+def visible_to(
+    viewer_id: str | BindParameter[str] | None, *, include_deleted: bool = False
+) -> ColumnElement[bool]:
+    """SQL: the conversations `viewer_id` (None: anonymous) may read. The viewer may be a bound
+    parameter, for a statement built once and run for every viewer (graph/search_sql.py)."""
     public = Conversation.visibility == "public"
     if viewer_id is None:
         readable: ColumnElement[bool] = public
     else:
+        viewer = viewer_id if isinstance(viewer_id, BindParameter) else literal(viewer_id)
         readable = or_(
             Conversation.owner_id == viewer_id,
             public,
-            and_(
-                Conversation.visibility == "shared",
-                literal(viewer_id) == any_(Conversation.shared_with),
-            ),
+            and_(Conversation.visibility == "shared", viewer == any_(Conversation.shared_with)),
         )
     live: ColumnElement[bool] = Conversation.deleted_at.is_(None)
     if include_deleted and viewer_id is not None:

@@ -148,10 +148,10 @@ async def run_search(
 ) -> Connection[SearchHit]:
     context = info.context
     search = Search(request, context.viewer_id, context.settings.search_config)
-    hits = hits_from_rows(await context.fetch(search.page_statement(first, after)))
+    hits = hits_from_rows(await context.fetch(*search.page(first, after)))
     if not hits and after is None:
         # Nothing found: say so when the query itself can find nothing.
-        (has_words,) = (await context.fetch(search.has_words_statement()))[0]
+        (has_words,) = (await context.fetch(*search.has_words()))[0]
         if not has_words:
             raise GraphQLError(NO_WORDS, extensions={"code": "BAD_USER_INPUT"})
     shown = hits[:first]
@@ -162,7 +162,7 @@ async def run_search(
     )
 
     async def count() -> int:
-        return int((await context.fetch(search.count_statement()))[0][0])
+        return int((await context.fetch(*search.count()))[0][0])
 
     return Connection(
         page=page,

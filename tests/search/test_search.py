@@ -3,7 +3,7 @@ with the same ranks, page after page; filters; headlines; errors."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,10 +11,11 @@ from tests.search.conftest import VIEWER, Corpus
 
 SEARCH = """
 query($query: String!, $first: Int, $after: String, $kinds: [SearchKind!],
-      $conversationIds: [ID!], $speaker: String, $timeFrom: Float, $timeTo: Float) {
+      $conversationIds: [ID!], $speaker: String, $timeFrom: Float, $timeTo: Float,
+      $startedAfter: DateTime, $startedBefore: DateTime) {
   search(query: $query, first: $first, after: $after, kinds: $kinds,
          conversationIds: $conversationIds, speaker: $speaker, timeFrom: $timeFrom,
-         timeTo: $timeTo) {
+         timeTo: $timeTo, startedAfter: $startedAfter, startedBefore: $startedBefore) {
     __typename
     totalCount
     pageInfo { hasNextPage endCursor }
@@ -30,7 +31,9 @@ query($query: String!, $first: Int, $after: String, $kinds: [SearchKind!],
 EXPECTED = """
 WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
 readable AS (SELECT id FROM conversations WHERE owner_id = $2 AND deleted_at IS NULL
-             AND ($3::uuid[] IS NULL OR id = ANY($3))),
+             AND ($3::uuid[] IS NULL OR id = ANY($3))
+             AND ($7::timestamptz IS NULL OR started_at >= $7)
+             AND ($8::timestamptz IS NULL OR started_at < $8)),
 hits AS (
   SELECT 'conversation' AS kind, 0 AS k, c.id, ts_rank_cd(c.tsv_search, q.q, 33)::float8 AS rank
   FROM conversations c, q WHERE c.id IN (SELECT id FROM readable) AND c.tsv_search @@ q.q
@@ -76,8 +79,27 @@ async def all_pages(graphql, size: int, **variables) -> tuple[list[dict], int]:
         after = page["pageInfo"]["endCursor"]
 
 
-async def expected(db, query: str, conversations=None, speaker=None, time_from=None, time_to=None):
-    rows = await db.fetch(EXPECTED, query, VIEWER, conversations, speaker, time_from, time_to)
+async def expected(
+    db,
+    query: str,
+    conversations=None,
+    speaker=None,
+    time_from=None,
+    time_to=None,
+    started_after=None,
+    started_before=None,
+):
+    rows = await db.fetch(
+        EXPECTED,
+        query,
+        VIEWER,
+        conversations,
+        speaker,
+        time_from,
+        time_to,
+        started_after,
+        started_before,
+    )
     return [(row["kind"], row["id"], row["rank"]) for row in rows]
 
 
@@ -108,6 +130,11 @@ async def test_filters_match_independent_sql(graphql, corpus: Corpus, corpus_db)
         {"speaker": "s1"},
         {"speaker": "Speaker 2"},
         {"time_from": 100.0, "time_to": 200.0},
+        {"started_after": datetime(2026, 3, 28, 12, tzinfo=UTC)},
+        {
+            "started_after": datetime(2026, 3, 28, 12, tzinfo=UTC),
+            "started_before": datetime(2026, 3, 29, 12, tzinfo=UTC),
+        },
     ]
     for case in cases:
         want = await expected(corpus_db, "apple or budget", **case)
@@ -116,12 +143,19 @@ async def test_filters_match_independent_sql(graphql, corpus: Corpus, corpus_db)
             "speaker": case.get("speaker"),
             "timeFrom": case.get("time_from"),
             "timeTo": case.get("time_to"),
+            "startedAfter": _iso(case.get("started_after")),
+            "startedBefore": _iso(case.get("started_before")),
         }
         got, total = await all_pages(graphql, 50, query="apple or budget", **variables)
         assert [(hit["kind"].lower(), hit["hit"]["id"]) for hit in got] == [
             (kind, row_id) for kind, row_id, _ in want
         ], case
         assert total == len(want)
+        assert want, case
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 async def test_kinds_and_ordinary_types(graphql, corpus: Corpus):
@@ -255,3 +289,31 @@ async def test_words_that_leave_the_vector_unchanged_leave_updated_at_alone(corp
     finally:
         await corpus_db.execute("DELETE FROM utterances WHERE conversation_id = $1", conversation)
         await corpus_db.execute("DELETE FROM conversations WHERE id = $1", conversation)
+
+
+def test_statements_are_built_once_per_shape_and_keyed_by_what_changes_the_sql():
+    """A statement built for one search serves every viewer and every value of the same shape;
+    the text-search configuration, visibility (anonymous or a viewer), kinds and the filters
+    given each make another statement."""
+    from sqlalchemy.dialects import postgresql
+
+    from graph.search_sql import Search, SearchRequest
+
+    def sql(search: Search) -> str:
+        return str(search.page(10, None)[0].compile(dialect=postgresql.dialect()))
+
+    alice = Search(SearchRequest("apple"), "alice", "english")
+    assert alice.statements is Search(SearchRequest("budget"), "bob", "english").statements
+    assert alice.page(10, None)[1]["viewer_id"] == "alice"
+    anonymous = Search(SearchRequest("apple"), None, "english")
+    assert anonymous.statements is not alice.statements
+    assert "viewer_id" not in sql(anonymous) and "viewer_id" in sql(alice)
+    simple = Search(SearchRequest("apple"), "alice", "simple")
+    assert "'simple'::regconfig" in sql(simple) and "'english'" not in sql(simple)
+    for request in (
+        SearchRequest("apple", kinds=("utterance",)),
+        SearchRequest("apple", speaker="s1"),
+        SearchRequest("apple", time_from=1.0),
+        SearchRequest("apple", started_before=datetime(2026, 1, 1)),
+    ):
+        assert Search(request, "alice", "english").statements is not alice.statements, request
