@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=True,
         description="Let PostgreSQL render list items as JSON when it can (graph/rendering.py).",
     )
+    compile_operations: bool = Field(
+        default=True,
+        description="Answer a query asked again by the one statement compiled from its first"
+        " answer, when everything it selects renders (graph/operations.py).",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="`json`: log JSON lines (graph/observability.py)."
     )

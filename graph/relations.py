@@ -331,14 +331,18 @@ class ById(Relation):
         """Whether a soft-deleted row is asked for too."""
         return bool(arguments.get("include_deleted", False))
 
+    def found(self, selected: Selected, scope: Any) -> Rows:
+        """The row, its id the statement's parameter (given per request)."""
+        identifier = bindparam(
+            self.parameter(selected), type_=PG_UUID(as_uuid=True), required=False
+        )
+        return self.rows(identifier, scope, self.filter_of(selected.python_arguments))
+
     def render(
         self, selected: Selected, parent: FromClause | None, scope: Any
     ) -> ColumnElement[Any]:
         assert selected.plan is not None
-        identifier = bindparam(  # no value: it is given per request
-            self.parameter(selected), type_=PG_UUID(as_uuid=True), required=False
-        )
-        rows = self.rows(identifier, scope, self.filter_of(selected.python_arguments))
+        rows = self.found(selected, scope)
         return rows.select(render_object(selected.plan, rows.alias, scope)).scalar_subquery()
 
 

@@ -83,6 +83,10 @@ class Renderer:
             declaration.check(selected, settings)
 
     def render(self, plan: Plan, source: FromClause, scope: Any) -> ColumnElement[Any]:
+        return build_object(self.pairs(plan, source, scope))
+
+    def pairs(self, plan: Plan, source: FromClause, scope: Any) -> list[tuple[str, Any]]:
+        """Each response key of the object with the SQL of its value."""
         pairs: list[tuple[str, Any]] = []
         for selected in plan.fields:
             if selected.name == "__typename":
@@ -105,7 +109,7 @@ class Renderer:
                 )
             else:
                 pairs.append((selected.key, owner_only_sql(source, declaration, scope.viewer_id)))
-        return build_object(pairs)
+        return pairs
 
 
 class Structure:
@@ -131,9 +135,14 @@ def _serialised(column: Any, graphql_type: Any) -> Any:
 
 def render_object(plan: Plan, source: FromClause, scope: Any) -> ColumnElement[Any]:
     """The JSON object of one row of `source`, as `plan` selects it."""
+    return build_object(object_pairs(plan, source, scope))
+
+
+def object_pairs(plan: Plan, source: FromClause, scope: Any) -> list[tuple[str, Any]]:
+    """The keys of `render_object`'s object, each with the SQL of its value."""
     renderer = RENDERERS[plan.type_name]
     assert isinstance(renderer, Renderer)
-    return renderer.render(plan, source, scope)
+    return renderer.pairs(plan, source, scope)
 
 
 def render(plan: Plan, source: FromClause, scope: Any) -> ColumnElement[Any]:
