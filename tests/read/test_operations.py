@@ -154,3 +154,16 @@ async def test_mutations_are_never_compiled(graphql):
     for _ in range(2):
         answer = await graphql(document)
         assert not answer.errors and not compiled(answer), answer.body
+
+
+async def test_the_setting_switches_it_off(database_url: URL, conversations):
+    server = LiveServer(server_settings(database_url, compile_operations=False))
+    await server.start()
+    try:
+        async with graphql_client(server.url) as graphql:
+            document = new(HEADER)
+            answers = [await graphql(document, id=str(conversations.small)) for _ in range(3)]
+    finally:
+        await server.stop()
+    assert [compiled(answer) for answer in answers] == [False, False, False]
+    assert all(answer.data == answers[0].data for answer in answers)
