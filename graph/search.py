@@ -7,14 +7,21 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
 
+import orjson
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy import Text, and_, case, cast, literal_column, select
 
 from graph.context import Context
 from graph.conversations import Conversation, conversation_id_of
 from graph.loaders import from_json
 from graph.nodes import ThreadNode
 from graph.pagination import Connection, Page, PageInfo, user_error
+from graph.registry import KINDS as REGISTRY
+from graph.relations import STATEMENTS
+from graph.rendering import Plan, Rendered, Unsupported, render_object
+from graph.rendering.compiler import HELD_BY_FIELD
+from graph.rendering.planner import Planner
 from graph.search_sql import (
     KINDS,
     NO_WORDS,
@@ -26,6 +33,7 @@ from graph.search_sql import (
     encode_cursor,
     hits_from_rows,
 )
+from graph.strawberry_adapter import raw_info
 from graph.utterances import Utterance
 
 Info = strawberry.Info[Context, None]
@@ -148,6 +156,9 @@ async def run_search(
 ) -> Connection[SearchHit]:
     context = info.context
     search = Search(request, context.viewer_id, context.settings.search_config)
+    plan = rendered_plan(info)
+    if plan is not None:
+        return await _rendered(info, search, plan, first, after)
     hits = hits_from_rows(await context.fetch(*search.page(first, after)))
     if not hits and after is None:
         # Nothing found: say so when the query itself can find nothing.
@@ -185,3 +196,151 @@ def _hit(hit: Hit) -> SearchHit:
         conversation_id=strawberry.ID(str(hit.conversation_id)),
         hit=found,
     )
+
+
+# -- the page rendered: each hit by PostgreSQL, the connection around it by orjson ---------------
+#
+# A page of twenty hits completed field by field by the executor cost more than a search in one
+# conversation takes PostgreSQL. When all that is selected under `search` is the hits (`edges {
+# node }` or `nodes`, with `__typename`s), each hit's object is rendered in the page's statement
+# (graph/rendering, from the same declarations as everywhere else) and the connection is put
+# together here, in the selection's order: the executor passes it through (`Rendered`). Cursors,
+# `pageInfo` and `totalCount` are answered field by field as before.
+
+CONNECTION_FIELDS = {"__typename", "edges", "nodes"}
+HELD_BY_FIELD.add(SearchHit.__strawberry_definition__.name)  # type: ignore[attr-defined]
+EDGE_FIELDS = {"__typename", "node"}
+
+
+def rendered_plan(info: Info) -> Plan | None:
+    """The selection under `search` as a plan when this module renders all of it."""
+    settings = info.context.settings
+    if not settings.render_in_database:
+        return None
+    raw = raw_info(info)
+    field = raw.parent_type.fields[raw.field_name]
+    try:
+        selected = Planner(raw, settings).select(
+            raw.field_name, raw.field_name, field, list(raw.field_nodes)
+        )
+    except Unsupported:
+        return None
+    plan = selected.plan
+    if plan is None or not {item.name for item in plan.fields} <= CONNECTION_FIELDS:
+        return None
+    for item in plan.fields:
+        if item.name == "edges" and (
+            item.plan is None or not {edge.name for edge in item.plan.fields} <= EDGE_FIELDS
+        ):
+            return None
+    return plan
+
+
+def _hit_plans(plan: Plan) -> list[Plan]:
+    """The plans of `SearchHit` under the connection (one per distinct selection of it)."""
+    found: list[Plan] = []
+    for item in plan.fields:
+        holders = [item] if item.name == "nodes" else []
+        if item.name == "edges" and item.plan is not None:
+            holders = [edge for edge in item.plan.fields if edge.name == "node"]
+        for holder in holders:
+            if holder.plan is not None and holder.plan not in found:
+                found.append(holder.plan)
+    return found
+
+
+def _page_statement(search: Search, first: int, after: Any, plans: list[Plan], scope: Any) -> Any:
+    """The page's statement with a column per distinct `hit` selection: the hit rendered."""
+    statement, values = search.page(first, after)
+
+    def build() -> Any:
+        page = statement.subquery("found")
+        aliases = {kind: REGISTRY[kind].table.alias(f"hit_{kind}") for kind in KINDS}
+        source: Any = page
+        for kind, alias in aliases.items():
+            source = source.outerjoin(alias, and_(page.c.kind == kind, alias.c.id == page.c.id))
+        rendered = []
+        for number, hit_plan in enumerate(plans):
+            variants = {
+                variant.type_name: variant
+                for item in hit_plan.fields
+                if item.name == "hit"
+                for variant in item.variants or ()
+            }
+            cases = [
+                (
+                    page.c.kind == kind,
+                    render_object(variants[REGISTRY[kind].type_name], alias, scope),
+                )
+                for kind, alias in aliases.items()
+                if variants
+            ]
+            value = case(*cases) if cases else literal_column("NULL::json")
+            rendered.append(cast(value, Text).label(f"hit{number}"))
+        order = case(*((page.c.kind == kind, position) for position, kind in enumerate(KINDS)))
+        return (
+            select(page.c.kind, page.c.rank, page.c.conversation_id, page.c.headline, *rendered)
+            .select_from(source)
+            .order_by(page.c.rank.desc(), order, page.c.id)
+        )
+
+    key = ("search", search.shape, after is None, tuple(plans), scope.viewer_id)
+    return STATEMENTS.get(key, build), values
+
+
+def _rendered_hit(plan: Plan, row: Any, column: str) -> dict[str, Any]:
+    values = {
+        "__typename": plan.type_name,
+        "kind": SearchKind(row.kind).name,
+        "rank": row.rank,
+        "headline": row.headline or "",
+        "conversationId": str(row.conversation_id),
+    }
+    return {
+        item.key: Rendered(row[column]) if item.name == "hit" else values[item.name]
+        for item in plan.fields
+    }
+
+
+async def _rendered(
+    info: Info,
+    search: Search,
+    plan: Plan,
+    first: int,
+    after: tuple[float, int, uuid.UUID] | None,
+) -> Any:
+    context = info.context
+    plans = _hit_plans(plan)
+    scope = context.loaders
+    await context.rendering(first)  # counted and held in the render budget as any rendered list
+    rows = list(await context.fetch(*_page_statement(search, first, after, plans, scope)))
+    if not rows and after is None:
+        (has_words,) = (await context.fetch(*search.has_words()))[0]
+        if not has_words:
+            raise GraphQLError(NO_WORDS, extensions={"code": "BAD_USER_INPUT"})
+    shown = rows[:first]
+    columns = {hit_plan: f"hit{number}" for number, hit_plan in enumerate(plans)}
+
+    def hits(hit_plan: Plan) -> list[dict[str, Any]]:
+        return [_rendered_hit(hit_plan, row._mapping, columns[hit_plan]) for row in shown]
+
+    connection: dict[str, Any] = {}
+    for item in plan.fields:
+        if item.name == "__typename":
+            connection[item.key] = plan.type_name
+        elif item.name == "nodes":
+            assert item.plan is not None
+            connection[item.key] = hits(item.plan)
+        else:  # edges
+            assert item.plan is not None
+            edges: list[dict[str, Any]] = [{} for _ in shown]
+            for edge_item in item.plan.fields:
+                if edge_item.name == "__typename":
+                    for edge in edges:
+                        edge[edge_item.key] = item.plan.type_name
+                else:
+                    assert edge_item.plan is not None
+                    for edge, node in zip(edges, hits(edge_item.plan), strict=True):
+                        edge[edge_item.key] = node
+            connection[item.key] = edges
+    return Rendered(orjson.dumps(connection))

@@ -150,6 +150,10 @@ def render(plan: Plan, source: FromClause, scope: Any) -> ColumnElement[Any]:
     return cast(render_object(plan, source, scope), Text)
 
 
+# Types the field holding them renders itself (graph/search.py: a search hit), by GraphQL name.
+HELD_BY_FIELD: set[str] = set()
+
+
 def register(strawberry_schema: Any) -> None:
     """Binds the renderers to the executable schema (once, when the schema is built): one per
     object type of the registry, and a `Structure` for connections, edges, `PageInfo` and the
@@ -163,7 +167,7 @@ def register(strawberry_schema: Any) -> None:
             renderer = RENDERERS[name] = Renderer(graphql_type, kind.table)
             for shape in renderer.shape_types():
                 RENDERERS[shape] = Structure()
-        elif _specialised_from(graphql_type, (Connection, Edge, PageInfo)):
+        elif name in HELD_BY_FIELD or _specialised_from(graphql_type, (Connection, Edge, PageInfo)):
             RENDERERS[name] = Structure()
 
 
