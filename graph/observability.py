@@ -366,7 +366,8 @@ PARKED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def park(engine: AsyncEngine, change: int) -> None:
-    """`change` more (or fewer) connections of `engine` parked; the in-use gauge follows."""
+    """`change` more (or fewer) connections of `engine` parked; the in-use gauge follows (0:
+    only brings it up to date)."""
     pool: Any = engine.sync_engine.pool
     PARKED[pool] = PARKED.get(pool, 0) + change
     POOL_IN_USE.set(pool.checkedout() - PARKED[pool])
@@ -779,6 +780,8 @@ class Observability:
 
     async def metrics(self, request: Request) -> Response:
         sample_live()
+        if self.engine is not None:
+            park(self.engine, 0)  # this process's figure as it is now, whatever event set it last
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(metrics_registry()), headers={"Content-Type": content_type})
 
