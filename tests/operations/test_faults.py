@@ -56,9 +56,12 @@ query Read($id: ID!) {
 }
 """
 COUNT = """
-query Count($id: ID!) {
+query Count($id: ID!, $after: String) {
   conversation(id: $id) {
-    __typename utterances(first: 1000) { __typename nodes { sequenceNumber } }
+    __typename
+    utterances(first: 1000, after: $after) {
+      __typename pageInfo { hasNextPage endCursor } nodes { sequenceNumber }
+    }
   }
 }
 """
@@ -208,12 +211,19 @@ async def check_writes(throwaway: Throwaway, server_url: str, first: int, tally:
     assert tally.acknowledged <= stored, "an acknowledged write was lost"
     assert not (tally.not_applied & stored), "a write answered 'not applied' was stored"
     assert stored <= tally.acknowledged | tally.in_doubt
-    # and the API, asked afterwards, counts what the database holds
+    # and the API, asked afterwards, counts what the database holds: every page of it (the tests
+    # of this module write to one conversation, more than a page when the server is fast)
+    nodes: list[dict[str, Any]] = []
+    after = None
     async with httpx.AsyncClient(base_url=server_url, timeout=60) as client:
-        response = await client.post(
-            "/graphql", json={"query": COUNT, "variables": {"id": str(throwaway.conversation_id)}}
-        )
-    nodes = response.json()["data"]["conversation"]["utterances"]["nodes"]
+        while True:
+            variables = {"id": str(throwaway.conversation_id), "after": after}
+            response = await client.post("/graphql", json={"query": COUNT, "variables": variables})
+            page = response.json()["data"]["conversation"]["utterances"]
+            nodes += page["nodes"]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
     assert {node["sequenceNumber"] for node in nodes if node["sequenceNumber"] >= first} == stored
 
 
