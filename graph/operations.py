@@ -68,13 +68,12 @@ from graph.masking import is_unavailable
 from graph.observability import OPERATION_NAMES, Observability, park
 from graph.permissions import visible_rows
 from graph.persisted import PersistedDocuments
-from graph.registry import RELATION
 from graph.relations import ById, Relation
 from graph.relay import parse_uuid
 from graph.rendering import RenderBudget, Unsupported
 from graph.rendering.compiler import object_pairs
-from graph.rendering.planner import RENDERERS, Planner, Selected
-from graph.strawberry_adapter import graphql_schema, strawberry_field
+from graph.rendering.planner import RENDERERS, Planner, Selected, relation_of
+from graph.strawberry_adapter import graphql_schema
 
 # The body of a request the fast path reads: a small query's is some hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -246,9 +245,7 @@ def _root_fields(
 
 def _relation(schema: GraphQLSchema, name: str) -> Relation | None:
     assert schema.query_type is not None
-    field = schema.query_type.fields.get(name)
-    declaration = getattr(strawberry_field(field), "metadata", None) or {} if field else {}
-    relation = declaration.get(RELATION)
+    relation = relation_of(schema.query_type.fields.get(name))
     return relation if isinstance(relation, Relation) else None
 
 

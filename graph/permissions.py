@@ -78,6 +78,17 @@ def visible_rows(viewer_id: str | None, table: FromClause) -> ColumnElement[bool
     return table.c.conversation_id.in_(visible_conversation_ids(viewer_id, include_deleted=True))
 
 
+def found_live(row: Any, *, include_deleted: bool = False) -> Any:
+    """Python twin of the root fields' rule on soft-deleted conversations (`visible_rows` lets
+    them through for their owner): such a row is found only when asked for explicitly.
+
+    security: `include_deleted` is honoured for the owner alone; the loaders never return
+    another user's soft-deleted conversation."""
+    if row is None or getattr(row, "deleted_at", None) is None or include_deleted:
+        return row
+    return None
+
+
 def owned_by(viewer_id: str | None) -> ColumnElement[bool]:
     """SQL: the conversations the viewer may change."""
     return Conversation.owner_id == viewer_id if viewer_id is not None else false()

@@ -15,6 +15,7 @@ from graph.conversations import Conversation
 from graph.enums import ConversationType
 from graph.filters import ConversationFilter
 from graph.pagination import Connection, Direction, user_error
+from graph.permissions import found_live
 from graph.relations import ById, Paged
 from graph.relay import Node, parse_uuid
 
@@ -53,7 +54,7 @@ CONVERSATIONS = Paged("conversation", key=_conversations, order_column="started_
 
 async def _refetch(info: Info, ids: list[uuid.UUID]) -> list[Node | None]:
     found = await info.context.loaders.at(info).object_by_id.load_many(ids)
-    return [_live(item) for item in found]
+    return [found_live(item) for item in found]
 
 
 def _parse_or_error(value: Any, argument: str) -> uuid.UUID | GraphQLError:
@@ -61,14 +62,6 @@ def _parse_or_error(value: Any, argument: str) -> uuid.UUID | GraphQLError:
         return parse_uuid(value, argument)
     except GraphQLError as error:
         return error
-
-
-def _live(item: Any, include_deleted: bool = False) -> Any:
-    """security: a soft-deleted conversation is found only when its owner asks for it explicitly
-    (the loaders let it through for the owner alone)."""
-    if isinstance(item, Conversation) and item.deleted_at is not None and not include_deleted:
-        return None
-    return item
 
 
 @strawberry.type

@@ -51,6 +51,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from graph.limits import ESTIMATED_SIZE
 from graph.pagination import Direction, ListArgs, Ordering, connection, page_request
+from graph.permissions import found_live
 from graph.registry import KINDS, RELATION, Kind, columns, kind_of
 from graph.relay import from_row
 from graph.rendering.compiler import render_object
@@ -323,9 +324,7 @@ class ById(Relation):
 
     async def resolve_in_python(self, root: Any, info: Any, **arguments: Any) -> Any:
         found = await info.context.loaders.at(info).by_id(self.target).load(arguments["id"])
-        if found is None or getattr(found, "deleted_at", None) is None:
-            return found
-        return found if self.filter_of(arguments) else None
+        return found_live(found, include_deleted=bool(self.filter_of(arguments)))
 
     def filter_of(self, arguments: dict[str, Any]) -> Hashable:
         """Whether a soft-deleted row is asked for too."""

@@ -202,6 +202,12 @@ class Planner:
         return is_abstract_type(condition) and self.schema.is_sub_type(condition, object_type)
 
 
+def relation_of(field: GraphQLField | None) -> Any:
+    """The relation declaration (graph/relations.py) a field was made from, if any."""
+    declaration = getattr(strawberry_field(field), "metadata", None) if field else None
+    return (declaration or {}).get(RELATION)
+
+
 def field_selection(info: Any) -> Selected | None:
     """The field being resolved as one selection, when PostgreSQL can render all of it (a
     list's items with everything under them, or a whole connection) in one statement; None when
@@ -211,8 +217,7 @@ def field_selection(info: Any) -> Selected | None:
         return None
     raw = raw_info(info)
     field = raw.parent_type.fields[raw.field_name]
-    declaration = getattr(strawberry_field(field), "metadata", None) or {}
-    relation = declaration.get(RELATION)
+    relation = relation_of(field)
     if relation is None:
         return None
     try:
