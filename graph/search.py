@@ -31,6 +31,7 @@ from graph.search_sql import (
     SearchRequest,
     decode_cursor,
     encode_cursor,
+    hit_order,
     hits_from_rows,
 )
 from graph.strawberry_adapter import raw_info
@@ -208,8 +209,8 @@ def _hit(hit: Hit) -> SearchHit:
 # `pageInfo` and `totalCount` are answered field by field as before.
 
 CONNECTION_FIELDS = {"__typename", "edges", "nodes"}
-HELD_BY_FIELD.add(SearchHit.__strawberry_definition__.name)  # type: ignore[attr-defined]
 EDGE_FIELDS = {"__typename", "node"}
+HELD_BY_FIELD.add(SearchHit.__strawberry_definition__.name)  # type: ignore[attr-defined]
 
 
 def rendered_plan(info: Info) -> Plan | None:
@@ -277,11 +278,10 @@ def _page_statement(search: Search, first: int, after: Any, plans: list[Plan], s
             ]
             value = case(*cases) if cases else literal_column("NULL::json")
             rendered.append(cast(value, Text).label(f"hit{number}"))
-        order = case(*((page.c.kind == kind, position) for position, kind in enumerate(KINDS)))
         return (
             select(page.c.kind, page.c.rank, page.c.conversation_id, page.c.headline, *rendered)
             .select_from(source)
-            .order_by(page.c.rank.desc(), order, page.c.id)
+            .order_by(*hit_order(page))
         )
 
     key = ("search", search.shape, after is None, tuple(plans), scope.viewer_id)

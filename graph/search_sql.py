@@ -314,7 +314,7 @@ class _Builder:
         page = (
             select(hits)
             .where(condition)
-            .order_by(hits.c.rank.desc(), hits.c.kind_order, hits.c.id)
+            .order_by(*hit_order(hits))
             .limit(PAGE_LIMIT)
             .subquery("page")
         )
@@ -354,6 +354,7 @@ class _Builder:
                 page.c.rank,
                 page.c.conversation_id,
                 page.c.id,
+                page.c.kind_order,
                 case(
                     (page.c.kind == "utterance", headline(utterances.c.text)),
                     (page.c.kind == "node", headline(node_text)),
@@ -375,8 +376,13 @@ class _Builder:
                     and_(page.c.kind == "conversation", conversations.c.id == page.c.id),
                 )
             )
-            .order_by(page.c.rank.desc(), page.c.kind_order, page.c.id)
+            .order_by(*hit_order(page))
         )
+
+
+def hit_order(hits: Any) -> tuple[Any, ...]:
+    """The order of hits, and of their cursors' keys: best rank first, then kind, then id."""
+    return (hits.c.rank.desc(), hits.c.kind_order, hits.c.id)
 
 
 def hits_from_rows(rows: list[Any]) -> list[Hit]:
