@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
 
 import orjson
 import strawberry
-from graphql import GraphQLError
-from sqlalchemy import Text, and_, case, cast, literal_column, select
+from sqlalchemy import Text, case, cast, literal_column
 
 from graph.context import Context
 from graph.conversations import Conversation, conversation_id_of
@@ -31,7 +31,6 @@ from graph.search_sql import (
     SearchRequest,
     decode_cursor,
     encode_cursor,
-    hit_order,
     hits_from_rows,
 )
 from graph.strawberry_adapter import raw_info
@@ -162,10 +161,7 @@ async def run_search(
         return await _rendered(info, search, plan, first, after)
     hits = hits_from_rows(await context.fetch(*search.page(first, after)))
     if not hits and after is None:
-        # Nothing found: say so when the query itself can find nothing.
-        (has_words,) = (await context.fetch(*search.has_words()))[0]
-        if not has_words:
-            raise GraphQLError(NO_WORDS, extensions={"code": "BAD_USER_INPUT"})
+        await _has_words(context, search)
     shown = hits[:first]
     page = Page(
         items=[_hit(hit) for hit in shown],
@@ -186,6 +182,14 @@ async def run_search(
         ),
         count=count,
     )
+
+
+async def _has_words(context: Context, search: Search) -> None:
+    """Called when a first page found nothing: raises BAD_USER_INPUT when the query itself can
+    find nothing (only stop words or punctuation)."""
+    (has_words,) = (await context.fetch(*search.has_words()))[0]
+    if not has_words:
+        raise user_error(NO_WORDS)
 
 
 def _hit(hit: Hit) -> SearchHit:
@@ -252,15 +256,9 @@ def _hit_plans(plan: Plan) -> list[Plan]:
 
 def _page_statement(search: Search, first: int, after: Any, plans: list[Plan], scope: Any) -> Any:
     """The page's statement with a column per distinct `hit` selection: the hit rendered."""
-    statement, values = search.page(first, after)
 
-    def build() -> Any:
-        page = statement.subquery("found")
-        aliases = {kind: REGISTRY[kind].table.alias(f"hit_{kind}") for kind in KINDS}
-        source: Any = page
-        for kind, alias in aliases.items():
-            source = source.outerjoin(alias, and_(page.c.kind == kind, alias.c.id == page.c.id))
-        rendered = []
+    def rendered(page: Any, rows: Mapping[str, Any]) -> list[Any]:
+        columns = []
         for number, hit_plan in enumerate(plans):
             variants = {
                 variant.type_name: variant
@@ -271,21 +269,18 @@ def _page_statement(search: Search, first: int, after: Any, plans: list[Plan], s
             cases = [
                 (
                     page.c.kind == kind,
-                    render_object(variants[REGISTRY[kind].type_name], alias, scope),
+                    render_object(variants[REGISTRY[kind].type_name], row, scope),
                 )
-                for kind, alias in aliases.items()
+                for kind, row in rows.items()
                 if variants
             ]
             value = case(*cases) if cases else literal_column("NULL::json")
-            rendered.append(cast(value, Text).label(f"hit{number}"))
-        return (
-            select(page.c.kind, page.c.rank, page.c.conversation_id, page.c.headline, *rendered)
-            .select_from(source)
-            .order_by(*hit_order(page))
-        )
+            columns.append(cast(value, Text).label(f"hit{number}"))
+        return columns
 
     key = ("search", search.shape, after is None, tuple(plans), scope.viewer_id)
-    return STATEMENTS.get(key, build), values
+    statement = STATEMENTS.get(key, lambda: search.page_selecting(after is not None, rendered))
+    return statement, search.page_values(first, after)
 
 
 def _rendered_hit(plan: Plan, row: Any, column: str) -> dict[str, Any]:
@@ -315,9 +310,7 @@ async def _rendered(
     await context.rendering(first)  # counted and held in the render budget as any rendered list
     rows = list(await context.fetch(*_page_statement(search, first, after, plans, scope)))
     if not rows and after is None:
-        (has_words,) = (await context.fetch(*search.has_words()))[0]
-        if not has_words:
-            raise GraphQLError(NO_WORDS, extensions={"code": "BAD_USER_INPUT"})
+        await _has_words(context, search)
     shown = rows[:first]
     columns = {hit_plan: f"hit{number}" for number, hit_plan in enumerate(plans)}
 

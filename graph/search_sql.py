@@ -15,6 +15,7 @@ import binascii
 import functools
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from db.models import Conversation, Node, Utterance
 from db.search import config_literal, node_vector, utterance_vector
 from graph.permissions import visible_to
+from graph.registry import KINDS as REGISTRY
 
 KINDS = ("conversation", "utterance", "node")
 KIND_ORDER = {kind: position for position, kind in enumerate(KINDS)}
@@ -185,12 +187,20 @@ class Search:
     def page(
         self, first: int, after: tuple[float, int, uuid.UUID] | None
     ) -> tuple[Select[Any], dict[str, Any]]:
+        statement = self.statements.page if after is None else self.statements.page_after
+        return statement, self.page_values(first, after)
+
+    def page_selecting(self, after: bool, columns: Columns) -> Select[Any]:
+        """The page statement with `columns` of the hits' rows in place of the rows; built on
+        each call, for the caller to keep. Its parameters are `page_values`."""
+        return _Builder(self.shape).page_statement(after, columns)
+
+    def page_values(self, first: int, after: tuple[float, int, uuid.UUID] | None) -> dict[str, Any]:
         values = {**self.parameters(), "page_limit": first + 1}
-        if after is None:
-            return self.statements.page, values
-        rank, kind, row_id = after
-        values.update(after_rank=rank, after_kind=kind, after_id=row_id)
-        return self.statements.page_after, values
+        if after is not None:
+            rank, kind, row_id = after
+            values.update(after_rank=rank, after_kind=kind, after_id=row_id)
+        return values
 
     def count(self) -> tuple[Select[Any], dict[str, Any]]:
         return self.statements.count, self.parameters()
@@ -300,7 +310,9 @@ class _Builder:
 
     # -- the page --------------------------------------------------------------------------
 
-    def page_statement(self, after: bool) -> Select[Any]:
+    def page_statement(self, after: bool, columns: Columns | None = None) -> Select[Any]:
+        """The page: the hits' keys, rank and headline, and `columns` of the hits' rows (by
+        default the row itself, as JSON), each row joined in as the alias its kind names."""
         hits = self.matches().subquery("hits")
         condition: ColumnElement[bool] = true()
         if after:
@@ -318,9 +330,8 @@ class _Builder:
             .limit(PAGE_LIMIT)
             .subquery("page")
         )
-        utterances = Utterance.__table__.alias("u")
-        nodes = Node.__table__.alias("n")
-        conversations = Conversation.__table__.alias("c")
+        rows = hit_rows()
+        utterances, nodes, conversations = rows["utterance"], rows["node"], rows["conversation"]
         options = literal(HEADLINE_OPTIONS, Text)
 
         def headline(document: Any) -> Any:
@@ -348,6 +359,9 @@ class _Builder:
         node_text = func.concat_ws(
             " — ", nodes.c.node_name, nodes.c.summary, func.lct_joined(nodes.c.key_points)
         )
+        source: Any = page
+        for kind, row in rows.items():
+            source = source.outerjoin(row, and_(page.c.kind == kind, row.c.id == page.c.id))
         return (
             select(
                 page.c.kind,
@@ -360,24 +374,35 @@ class _Builder:
                     (page.c.kind == "node", headline(node_text)),
                     else_=conversation_headline,
                 ).label("headline"),
-                func.coalesce(
-                    func.to_jsonb(utterances.table_valued()),
-                    func.to_jsonb(nodes.table_valued()),
-                    func.to_jsonb(conversations.table_valued()).op("-")(literal("tsv_search")),
-                ).label("row"),
+                *(columns or row_column)(page, rows),
             )
-            .select_from(
-                page.outerjoin(
-                    utterances, and_(page.c.kind == "utterance", utterances.c.id == page.c.id)
-                )
-                .outerjoin(nodes, and_(page.c.kind == "node", nodes.c.id == page.c.id))
-                .outerjoin(
-                    conversations,
-                    and_(page.c.kind == "conversation", conversations.c.id == page.c.id),
-                )
-            )
+            .select_from(source)
             .order_by(*hit_order(page))
         )
+
+
+# The columns a page selects of its hits' rows, given the page (its `kind` says which row a hit
+# has) and each kind's row (`hit_rows`).
+Columns = Callable[[Any, Mapping[str, Any]], list[Any]]
+
+
+def hit_rows() -> dict[str, Any]:
+    """Each kind's table, as the alias a page joins its hits' rows as (on kind and id)."""
+    return {kind: REGISTRY[kind].table.alias(f"hit_{kind}") for kind in KINDS}
+
+
+def row_column(page: Any, rows: Mapping[str, Any]) -> list[Any]:
+    """The hit's row as JSON: what the executor's path builds the hit from."""
+    return [
+        func.coalesce(
+            *(
+                func.to_jsonb(row.table_valued()).op("-")(literal("tsv_search"))
+                if kind == "conversation"
+                else func.to_jsonb(row.table_valued())
+                for kind, row in rows.items()
+            )
+        ).label("row")
+    ]
 
 
 def hit_order(hits: Any) -> tuple[Any, ...]:
