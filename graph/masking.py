@@ -84,19 +84,24 @@ def new_error_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def statement_timeout_error(nodes: Any, path: Any, statement_timeout_ms: int) -> GraphQLError:
+    """What a client is told of a statement `statement_timeout` cancelled, at `path`."""
+    logger.warning("statement timeout at %s", ".".join(map(str, path or ())))
+    return GraphQLError(
+        f"The query ran longer than the statement timeout ({statement_timeout_ms} ms) and"
+        " was cancelled. Ask for less: smaller pages, fewer nested lists, narrower filters.",
+        nodes=nodes,
+        path=path,
+        extensions={"code": "STATEMENT_TIMEOUT"},
+    )
+
+
 def mask(error: GraphQLError, statement_timeout_ms: int) -> GraphQLError:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
         return error
     if is_statement_timeout(original):
-        logger.warning("statement timeout at %s", ".".join(map(str, error.path or ())))
-        return GraphQLError(
-            f"The query ran longer than the statement timeout ({statement_timeout_ms} ms) and"
-            " was cancelled. Ask for less: smaller pages, fewer nested lists, narrower filters.",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "STATEMENT_TIMEOUT"},
-        )
+        return statement_timeout_error(error.nodes, error.path, statement_timeout_ms)
     if is_unavailable(original):
         in_doubt = any(isinstance(link, CommitInDoubt) for link in _chain(original))
         logger.warning(

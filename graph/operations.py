@@ -14,7 +14,10 @@ conversation shares one statement. Everything the executor checked depends on th
 validation on the text, the limits on the variables (an id never changes a cost), visibility is
 part of the statement (the viewer's). An id that is not a UUID, a body that is not a plain JSON
 request, any error while the statement runs: the request goes to the executor as usual, which
-answers it as it always does (and reports what is wrong).
+answers it as it always does (and reports what is wrong). The exception is a statement cancelled
+by `statement_timeout`, which the executor would run again only to see it cancelled again: it is
+answered here, with the executor's STATEMENT_TIMEOUT error at the root field that reads the
+database (when there are several, the executor answers).
 
 Learning happens on the executor's path (`Learning`, a schema extension): the view marks a
 request it could not answer (`Operations.miss`), and the extension compiles it when the
@@ -45,6 +48,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLNonNull,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
@@ -64,7 +68,7 @@ from strawberry.extensions import SchemaExtension
 
 from db import session
 from graph.http import GRAPHQL_RESPONSE, prefers_graphql_response, send_response
-from graph.masking import is_unavailable
+from graph.masking import is_statement_timeout, is_unavailable, statement_timeout_error
 from graph.observability import OPERATION_NAMES, Observability, park
 from graph.permissions import visible_rows
 from graph.persisted import PersistedDocuments
@@ -116,6 +120,9 @@ class Compiled:
     rows: int  # reserved in the render budget while the answer is made
     name: str = ""
     label: str = ""
+    # the root field a statement cancelled by `statement_timeout` is reported at, when only one
+    # reads the database: its response key, its nodes, and whether it may be null
+    reader: tuple[str, tuple[FieldNode, ...], bool] | None = None
 
 
 def typed(value: Any) -> Hashable:
@@ -328,6 +335,7 @@ def compile_operation(
     # parameter -> (its variable, None) or (None, the id the key fixes)
     ids: dict[str, tuple[str | None, Any]] = {}
     lists = rows = 0
+    readers: list[tuple[str, tuple[FieldNode, ...], bool]] = []
 
     def column(value: Any) -> int:
         # UTF-8 bytes, as the body is: not decoded into a str only to be encoded again
@@ -343,8 +351,10 @@ def compile_operation(
         relation = _relation(schema, name)
         if relation is None or schema.query_type is None:
             raise Unsupported(name)
-        selected = planner.select(key, name, schema.query_type.fields[name], nodes)
+        field = schema.query_type.fields[name]
+        selected = planner.select(key, name, field, nodes)
         relation.check(selected, settings)
+        readers.append((key, tuple(nodes), not isinstance(field.type, GraphQLNonNull)))
         if isinstance(relation, ById):
             assert selected.plan is not None
             variable = _id_variable(nodes[0])
@@ -386,7 +396,10 @@ def compile_operation(
         process = bind.type.dialect_impl(DIALECT).bind_processor(DIALECT)
         value = compiled.params[parameter]
         parameters.append((None, process(value) if process else value))
-    return Compiled(str(compiled), b"", tuple(parameters), tuple(layout), lists, rows)
+    reader = readers[0] if len(readers) == 1 else None
+    return Compiled(
+        str(compiled), b"", tuple(parameters), tuple(layout), lists, rows, reader=reader
+    )
 
 
 # A root value: its key's bytes (`"key":`), then its constant JSON, or the column holding it (for
@@ -464,7 +477,31 @@ def body_of(compiled: Compiled, row: Any, debug: bool) -> bytes:
     `LCT_DEBUG_SQL_COUNT` the extensions the executor's path reports
     (graph.app.StatementCountExtension), and `compiled: true`."""
     data = [compiled.constant] if row is None else assemble(compiled.layout, row)
+    return _body(compiled, data, None, debug)
+
+
+class _Nulls:
+    """A row of NULLs, whatever its width."""
+
+    def __getitem__(self, _: int) -> None:
+        return None
+
+
+def timed_out_body(compiled: Compiled, statement_timeout_ms: int, debug: bool) -> bytes:
+    """The response when `statement_timeout` cancelled the statement: the error at the root
+    field that reads the database (`Compiled.reader`), that field null, as the executor reports
+    a cancelled statement (graph.masking)."""
+    assert compiled.reader is not None
+    key, nodes, nullable = compiled.reader
+    error = statement_timeout_error(list(nodes), [key], statement_timeout_ms)
+    data = assemble(compiled.layout, _Nulls()) if nullable else [b"null"]
+    return _body(compiled, data, [error.formatted], debug)
+
+
+def _body(compiled: Compiled, data: list[bytes], errors: Any, debug: bool) -> bytes:
     pieces = [b'{"data":', *data]
+    if errors:
+        pieces += (b',"errors":', orjson.dumps(errors))
     if debug:
         statements = 0 if compiled.sql is None else 1
         extensions = {
@@ -571,22 +608,33 @@ class FastPath:
             return False
         budget = self.budget() if compiled.rows else None
         reserved = await budget.reserve(compiled.rows) if budget is not None else 0
+        debug = self.settings.debug_sql_count
+        outcome = "ok"
         try:
             row = None
             if compiled.sql is not None:
                 try:
                     row = await self.connections.fetch(compiled.sql, arguments)
-                except Exception as error:  # the executor runs it again and reports it
-                    logger.debug("compiled operation failed, handed to the executor: %r", error)
-                    return False
-            body = body_of(compiled, row, self.settings.debug_sql_count)
+                except Exception as error:
+                    # a cancelled statement is reported here: run again it would be cancelled
+                    # again, after as long; anything else the executor runs again and reports
+                    if compiled.reader is None or not is_statement_timeout(error):
+                        logger.debug("compiled operation failed, to the executor: %r", error)
+                        return False
+                    outcome = "error"
+            if outcome == "ok":
+                body = body_of(compiled, row, debug)
+            else:
+                body = timed_out_body(compiled, self.settings.statement_timeout_ms, debug)
             await send_response(Response(body, media_type=media_type(scope)), scope, receive, send)
         finally:
             if budget is not None:
                 budget.give_back(reserved)
         statements = 0 if compiled.sql is None else 1
         seconds = time.perf_counter() - started
-        self.observability.operation_done(compiled.name, compiled.label, "ok", seconds, statements)
+        self.observability.operation_done(
+            compiled.name, compiled.label, outcome, seconds, statements
+        )
         self.observability.rendered(compiled)
         return True
 

@@ -9,15 +9,23 @@ comparison of both answers is in test_rendering.py (`compare`).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import asyncpg
 import pytest
+from alembic import command
 from sqlalchemy.engine import URL
 
 from db.demo import generate_conversation
-from tests.conftest import LiveServer, graphql_client, server_settings
+from tests.conftest import (
+    LiveServer,
+    alembic_config,
+    asyncpg_dsn,
+    graphql_client,
+    server_settings,
+)
 from tests.read.conftest import VIEWER
 
 
@@ -167,3 +175,69 @@ async def test_the_setting_switches_it_off(database_url: URL, conversations):
         await server.stop()
     assert [compiled(answer) for answer in answers] == [False, False, False]
     assert all(answer.data == answers[0].data for answer in answers)
+
+
+SLOW_CALLS = "query($id: ID!) { conversation(id: $id) { apiCalls(first: 50) { nodes { id } } } }"
+
+
+async def test_a_cancelled_statement_is_reported_not_run_again(database_factory: Any) -> None:
+    """A compiled statement that `statement_timeout` cancels is answered as the executor answers
+    a cancelled statement, by the fast path: run again by the executor, it would take as long
+    again before being cancelled again."""
+    url: URL = await database_factory.create()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        quick, slow = [
+            await generate_conversation(connection, nodes=2, seed=seed, owner_id=VIEWER)
+            for seed in (1, 2)
+        ]
+        for conversation_id, feature in ((quick, "quick"), (slow, "slow")):
+            await connection.execute(
+                "INSERT INTO api_calls_log (conversation_id, endpoint, feature, provider, model,"
+                " prompt_tokens, completion_tokens, total_tokens, prompt_cost, completion_cost,"
+                " total_cost, status, started_at)"
+                " SELECT $1, 'e', $2, 'p', 'm', 1, 1, 2, 0, 0, 0, 'ok', now()"
+                " FROM generate_series(1, 12)",
+                conversation_id,
+                feature,
+            )
+        # every slow call read takes 0.2 s, and is counted
+        await connection.execute(
+            """
+            CREATE SEQUENCE slow_reads;
+            CREATE FUNCTION slow_read() RETURNS boolean LANGUAGE sql VOLATILE
+                AS $$ SELECT nextval('slow_reads') > 0 AND pg_sleep(0.2) IS NOT NULL $$;
+            ALTER TABLE api_calls_log RENAME TO api_calls_log_rows;
+            CREATE VIEW api_calls_log AS SELECT * FROM api_calls_log_rows
+                WHERE feature <> 'slow' OR slow_read();
+            """
+        )
+        server = LiveServer(server_settings(url, statement_timeout_ms=500))
+        await server.start()
+        try:
+            async with graphql_client(server.url) as graphql:
+                executor = await graphql(new(SLOW_CALLS), id=str(slow))
+                before = await connection.fetchval("SELECT last_value FROM slow_reads")
+                document = new(SLOW_CALLS)
+                learned = await graphql(document, id=str(quick))
+                again = await graphql(document, id=str(quick))
+                cancelled = await graphql(document, id=str(slow))
+                after = await connection.fetchval("SELECT last_value FROM slow_reads")
+        finally:
+            await server.stop()
+    finally:
+        await connection.close()
+    (reported,) = executor.errors
+    assert reported["extensions"]["code"] == "STATEMENT_TIMEOUT", executor.body
+    assert reported["path"][0] == "conversation"
+    assert not compiled(learned) and compiled(again) and not again.errors, again.body
+    assert len(again.data["conversation"]["apiCalls"]["nodes"]) >= 12
+    assert compiled(cancelled), cancelled.body
+    (error,) = cancelled.errors
+    assert error["message"] == reported["message"]
+    assert error["extensions"] == {"code": "STATEMENT_TIMEOUT"}
+    assert error["path"] == ["conversation"] and error["locations"] == [{"line": 2, "column": 19}]
+    assert cancelled.data == {"conversation": None}
+    # one statement read slow calls, for about 0.5 s (0.2 s each), not two for about 1 s
+    assert after - before <= 4, (before, after)
