@@ -10,10 +10,11 @@ Node 22 or newer) and reports, for each: p50 / p99 one request at a time, throug
 8 (both servers running at once, measured in alternating rounds) with the CPU time the server's
 processes spent per request meanwhile (on two cores shared with the client and PostgreSQL, the
 Python client often limits both servers' throughput alike: the CPU time says what a request costs
-the server itself), and the round trips to PostgreSQL per request. Round trips are counted by a small TCP proxy between the server and
-PostgreSQL that counts the client's synchronisation points (a simple `Query` or an
-extended-protocol `Sync` message: each makes the client wait for the server), so session begin,
-pool pre-ping, rollback and statement preparation all count, not only statements.
+the server itself), and the round trips to PostgreSQL per request. Round trips are counted by a
+small TCP proxy between the server and PostgreSQL that counts the client's synchronisation points
+(a simple `Query` or an extended-protocol `Sync` message: each makes the client wait for the
+server), so session begin, pool pre-ping, rollback and statement preparation all count, not only
+statements.
 """
 
 from __future__ import annotations
