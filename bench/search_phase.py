@@ -5,7 +5,9 @@ Generates, with INSERT ... SELECT over generate_series, `--conversations` conver
 distribution) and `--api-calls` API calls over two months; then measures, one request at a time,
 p50 / p99 of a two-word search, a phrase search, a search narrowed to one conversation, cost by
 model per day over a month and latency percentiles by feature, each beside its SQL floor: the
-same statement (built by the same domain code) prepared and run through asyncpg.
+same statement (built by the same domain code) prepared and run through asyncpg. The server and
+the floor are asked in turn, a request each, so that a drift in the machine's load (the client,
+the server and PostgreSQL share its cores) weighs on both alike.
 """
 
 from __future__ import annotations
@@ -106,18 +108,28 @@ async def generate(connection: asyncpg.Connection, arguments: argparse.Namespace
     log(f"  text index: {time.perf_counter() - started:.1f} s")
 
 
-async def timed(call: Any, count: int) -> dict[str, float]:
-    await call()
-    latencies = []
-    for _ in range(count):
-        started = time.perf_counter()
+async def timed(calls: list[Any], count: int) -> list[dict[str, float]]:
+    """p50 and p99 of each call, made `count` times in turn (one of each, then again), so that a
+    drift in the machine's load over the measurement weighs on each alike."""
+    for call in calls:
         await call()
-        latencies.append(time.perf_counter() - started)
-    latencies.sort()
-    return {
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
-    }
+    latencies: list[list[float]] = [[] for _ in calls]
+    for _ in range(count):
+        for call, measured in zip(calls, latencies, strict=True):
+            started = time.perf_counter()
+            await call()
+            measured.append(time.perf_counter() - started)
+    figures = []
+    for measured in latencies:
+        measured.sort()
+        p99 = measured[min(len(measured) - 1, int(len(measured) * 0.99))]
+        figures.append(
+            {
+                "p50_ms": round(statistics.median(measured) * 1000, 2),
+                "p99_ms": round(p99 * 1000, 2),
+            }
+        )
+    return figures
 
 
 async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any]]:
@@ -226,8 +238,7 @@ async def measure(arguments: argparse.Namespace, log: Any) -> list[dict[str, Any
                     ) -> None:
                         await prepared.fetch(*parameters)
 
-                    served = await timed(via_server, arguments.requests)
-                    floor = await timed(via_sql, arguments.requests)
+                    served, floor = await timed([via_server, via_sql], arguments.requests)
                     ratio = round(served["p50_ms"] / max(floor["p50_ms"], 0.01), 2)
                     results.append(
                         {"operation": label, "server": served, "sql": floor, "ratio": ratio}
