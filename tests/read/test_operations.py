@@ -178,6 +178,7 @@ async def test_the_setting_switches_it_off(database_url: URL, conversations):
 
 
 SLOW_CALLS = "query($id: ID!) { conversation(id: $id) { apiCalls(first: 50) { nodes { id } } } }"
+BOTH = " b: conversation(id: $id) { conversationName } }"
 
 
 async def test_a_cancelled_statement_is_reported_not_run_again(database_factory: Any) -> None:
@@ -224,6 +225,10 @@ async def test_a_cancelled_statement_is_reported_not_run_again(database_factory:
                 again = await graphql(document, id=str(quick))
                 cancelled = await graphql(document, id=str(slow))
                 after = await connection.fetchval("SELECT last_value FROM slow_reads")
+                # two root fields read the database: which one ran long is the executor's to say
+                both = new(SLOW_CALLS.replace("conversation(", "a: conversation(")[:-1] + BOTH)
+                learned_both = [await graphql(both, id=str(quick)) for _ in range(2)]
+                handed_on = await graphql(both, id=str(slow))
         finally:
             await server.stop()
     finally:
@@ -241,3 +246,6 @@ async def test_a_cancelled_statement_is_reported_not_run_again(database_factory:
     assert cancelled.data == {"conversation": None}
     # one statement read slow calls, for about 0.5 s (0.2 s each), not two for about 1 s
     assert after - before <= 4, (before, after)
+    assert compiled(learned_both[1]) and not compiled(handed_on), handed_on.body
+    (error,) = handed_on.errors
+    assert error["extensions"]["code"] == "STATEMENT_TIMEOUT" and error["path"][0] == "a"
