@@ -611,21 +611,20 @@ class FastPath:
         debug = self.settings.debug_sql_count
         outcome = "ok"
         try:
-            row = None
-            if compiled.sql is not None:
-                try:
+            try:
+                row = None
+                if compiled.sql is not None:
                     row = await self.connections.fetch(compiled.sql, arguments)
-                except Exception as error:
-                    # a cancelled statement is reported here: run again it would be cancelled
-                    # again, after as long; anything else the executor runs again and reports
-                    if compiled.reader is None or not is_statement_timeout(error):
-                        logger.debug("compiled operation failed, to the executor: %r", error)
-                        return False
-                    outcome = "error"
-            if outcome == "ok":
-                body = body_of(compiled, row, debug)
-            else:
+            except Exception as error:
+                # a cancelled statement is reported here: run again it would be cancelled
+                # again, after as long; anything else the executor runs again and reports
+                if compiled.reader is None or not is_statement_timeout(error):
+                    logger.debug("compiled operation failed, to the executor: %r", error)
+                    return False
+                outcome = "error"
                 body = timed_out_body(compiled, self.settings.statement_timeout_ms, debug)
+            else:
+                body = body_of(compiled, row, debug)
             await send_response(Response(body, media_type=media_type(scope)), scope, receive, send)
         finally:
             if budget is not None:
